@@ -1,0 +1,187 @@
+// The caching pool and the CPU allocator; CUDA pools live in tensor/cuda/allocator.cpp.
+#include "tensor/allocator.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "tensor/error.h"
+
+#ifdef SDLORA_WITH_CUDA
+#include "tensor/cuda/context.h"
+#endif
+
+namespace sdlora {
+
+namespace {
+constexpr size_t kAlignment = 64;
+
+std::string human_bytes(int64_t b) {
+  char buf[64];
+  if (b >= (int64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
+  else if (b >= (int64_t{1} << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / 1048576.0);
+  else std::snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(b));
+  return buf;
+}
+}  // namespace
+
+CachingPool::CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache)
+    : name_(std::move(name)), raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)),
+      cache_(cache) {}
+
+CachingPool::~CachingPool() {
+  // Blocks still in use belong to tensors outliving the pool (static destruction order); leave them.
+  empty_cache();
+}
+
+size_t CachingPool::size_class(size_t bytes) {
+  if (bytes <= 512) return 512;
+  // Four classes per power of two: round up to a multiple of a quarter of the top power.
+  size_t top = 1;
+  while (top * 2 <= bytes) top *= 2;
+  const size_t step = top / 4;
+  return (bytes + step - 1) / step * step;
+}
+
+void* CachingPool::allocate(size_t bytes) {
+  const size_t cls = size_class(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.allocations;
+  void* ptr = nullptr;
+  if (auto it = free_.find(cls); it != free_.end()) {
+    ptr = it->second;
+    free_.erase(it);
+    stats_.cached_bytes -= static_cast<int64_t>(cls);
+  } else {
+    ptr = raw_alloc_(cls);
+    if (ptr == nullptr && !free_.empty()) {
+      for (auto& [size, block] : free_) raw_free_(block);
+      free_.clear();
+      stats_.cached_bytes = 0;
+      ptr = raw_alloc_(cls);
+    }
+    SDLORA_CHECK(ptr != nullptr, "out of memory on ", name_, ": could not allocate ",
+                 human_bytes(static_cast<int64_t>(cls)), " (", human_bytes(stats_.live_bytes),
+                 " held by live tensors, peak ", human_bytes(stats_.peak_bytes),
+                 "); reduce the batch size or free tensors");
+    ++stats_.system_allocations;
+  }
+  in_use_.emplace(ptr, cls);
+  stats_.live_bytes += static_cast<int64_t>(cls);
+  if (stats_.live_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.live_bytes;
+  return ptr;
+}
+
+void CachingPool::release(void* ptr) {
+  if (ptr == nullptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = in_use_.find(ptr);
+  if (it == in_use_.end()) {
+    // Called from destructors, so it must not throw; this is a bug in the caller.
+    std::cerr << "sdlora: " << name_ << " asked to release a block it does not own\n";
+    return;
+  }
+  const size_t cls = it->second;
+  in_use_.erase(it);
+  stats_.live_bytes -= static_cast<int64_t>(cls);
+  if (cache_) {
+    free_.emplace(cls, ptr);
+    stats_.cached_bytes += static_cast<int64_t>(cls);
+  } else {
+    raw_free_(ptr);
+  }
+}
+
+void CachingPool::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [size, block] : free_) raw_free_(block);
+  free_.clear();
+  stats_.cached_bytes = 0;
+}
+
+MemoryStats CachingPool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CachingPool::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak_bytes = stats_.live_bytes;
+}
+
+namespace {
+CachingPool& cpu_pool() {
+  static CachingPool pool(
+      "cpu", [](size_t bytes) { return std::aligned_alloc(kAlignment, bytes); },
+      [](void* p) { std::free(p); }, /*cache=*/false);
+  return pool;
+}
+
+bool use_pinned() {
+#ifdef SDLORA_WITH_CUDA
+  return cuda_available();
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+void* allocate_bytes(Device device, size_t bytes, bool pinned) {
+  if (device.is_cpu()) {
+#ifdef SDLORA_WITH_CUDA
+    if (pinned && use_pinned()) return cuda::allocate_pinned(bytes);
+#endif
+    return cpu_pool().allocate(bytes);
+  }
+#ifdef SDLORA_WITH_CUDA
+  return cuda::device_pool(device.index).allocate(bytes);
+#else
+  SDLORA_THROW("cannot allocate on ", device.str(), ": this build has no CUDA backend");
+#endif
+}
+
+void release_bytes(Device device, void* ptr, bool pinned) {
+  if (device.is_cpu()) {
+#ifdef SDLORA_WITH_CUDA
+    if (pinned && use_pinned()) return cuda::release_pinned(ptr);
+#endif
+    return cpu_pool().release(ptr);
+  }
+#ifdef SDLORA_WITH_CUDA
+  cuda::device_pool(device.index).release(ptr);
+#endif
+}
+
+MemoryStats memory_stats(Device device) {
+  if (device.is_cpu()) return cpu_pool().stats();
+#ifdef SDLORA_WITH_CUDA
+  return cuda::device_pool(device.index).stats();
+#else
+  SDLORA_THROW("no memory statistics for ", device.str(), ": this build has no CUDA backend");
+#endif
+}
+
+MemoryStats pinned_memory_stats() {
+#ifdef SDLORA_WITH_CUDA
+  if (use_pinned()) return cuda::pinned_pool().stats();
+#endif
+  return MemoryStats{};
+}
+
+void reset_peak_memory(Device device) {
+  if (device.is_cpu()) return cpu_pool().reset_peak();
+#ifdef SDLORA_WITH_CUDA
+  cuda::device_pool(device.index).reset_peak();
+#endif
+}
+
+void empty_cache() {
+  cpu_pool().empty_cache();
+#ifdef SDLORA_WITH_CUDA
+  if (cuda_available()) {
+    for (int i = 0; i < cuda_device_count(); ++i) cuda::device_pool(i).empty_cache();
+    cuda::pinned_pool().empty_cache();
+  }
+#endif
+}
+
+}  // namespace sdlora

@@ -1,0 +1,116 @@
+// The kernel table: every kernel a backend implements, in one place. ops.cpp validates
+// arguments, computes shapes, allocates outputs and calls these; a kernel may assume its
+// tensors are contiguous, on its device, of matching shapes, and of a dtype it was promised
+// below. The CPU backend (tensor/cpu/) is the readable reference; the CUDA backend
+// (tensor/cuda/) is where speed lives. Float kernels see float32 and float64 on the CPU
+// (bfloat16 is converted in ops.cpp), float32 and bfloat16 on CUDA.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace sdlora {
+
+constexpr int kMaxDims = 8;
+
+enum class UnaryOp { kNeg, kExp, kLog, kSqrt, kTanh, kGelu };
+enum class ScalarOp { kAdd, kSub, kRSub, kMul, kDiv, kRDiv, kPow };  // x op s (kRSub: s - x)
+enum class BinaryOp { kAdd, kSub, kMul, kDiv };
+enum class ReduceOp { kSum, kMean, kMax, kArgmax };
+
+// Broadcast binary op: out index (i_0..i_{ndim-1}) reads a at sum i_d * a_stride[d] and b at
+// sum i_d * b_stride[d] (element strides, 0 on broadcast dims). Dims are already collapsed.
+struct BroadcastPlan {
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t a_stride[kMaxDims] = {};
+  int64_t b_stride[kMaxDims] = {};
+  int64_t numel = 0;
+};
+
+// Row-major C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] for b < batch, where A[b] starts
+// at element b * stride_a (0 = shared), op(A) is (m, k), op(B) is (k, n), C is (m, n).
+struct GemmPlan {
+  int64_t batch = 1, m = 0, n = 0, k = 0;
+  bool trans_a = false, trans_b = false;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  float alpha = 1.0f, beta = 0.0f;
+};
+
+// A tensor seen as (outer, n, inner), reduced or indexed along n.
+struct AxisPlan {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // creation: out any dtype
+  virtual void fill(Tensor& out, double value) = 0;
+  virtual void arange(Tensor& out, double start, double step) = 0;  // out[i] = start + i * step
+  virtual void cast(const Tensor& x, Tensor& out) = 0;               // any dtype pair
+  // out float; value i = (float) fma(hi - lo, philox_uniform(seed, offset, i), lo) in double.
+  virtual void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) = 0;
+  // out float; value i = (float) fma(std, philox_normal(seed, offset, i), mean) in double.
+  virtual void normal(Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) = 0;
+
+  // elementwise (float): out may alias x or a
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& out) = 0;
+  virtual void scalar(ScalarOp op, const Tensor& x, double s, Tensor& out) = 0;
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const BroadcastPlan& plan,
+                      Tensor& out) = 0;
+  virtual void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) = 0;
+
+  // matrix products (float; a, b, c one dtype)
+  virtual void gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) = 0;
+
+  // reductions along n of x seen as (outer, n, inner) -> out (outer, inner); out dtype is x's,
+  // int64 for kArgmax. Accumulation in float32 (float64 for float64 inputs) or better.
+  virtual void reduce(ReduceOp op, const Tensor& x, const AxisPlan& plan, Tensor& out) = 0;
+
+  // softmax over the last dim of x seen as (numel / cols, cols); log selects log-softmax
+  virtual void softmax(const Tensor& x, int64_t cols, bool log, Tensor& out) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& dy, int64_t cols, bool log,
+                                Tensor& dx) = 0;
+
+  // LayerNorm over the last dim (cols); mean and rstd float32 (rows)
+  virtual void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t cols,
+                                 double eps, Tensor& y, Tensor& mean, Tensor& rstd) = 0;
+  // dx written; dw and db (float dtype of w) written, not accumulated
+  virtual void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                  const Tensor& mean, const Tensor& rstd, int64_t cols, Tensor& dx,
+                                  Tensor& dw, Tensor& db) = 0;
+
+  // layout, any dtype
+  virtual void permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) = 0;
+  // rows x row_bytes bytes from src (row pitch src_pitch bytes) to dst (pitch dst_pitch)
+  virtual void copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch,
+                       int64_t row_bytes, int64_t rows) = 0;
+  // x (outer, plan.n, inner) -> out (outer, index.numel(), inner); index int32/int64 in range
+  virtual void index_select(const Tensor& x, const Tensor& index, const AxisPlan& plan,
+                            Tensor& out) = 0;
+  // dst (outer, plan.n, inner) += src (outer, index.numel(), inner) scattered by index (float)
+  virtual void index_add(const Tensor& src, const Tensor& index, const AxisPlan& plan,
+                         Tensor& dst) = 0;
+
+  // losses: logits float (B, C), labels int32/int64 (B); loss float32 0-d; dloss float32 1 elem
+  virtual void cross_entropy(const Tensor& logits, const Tensor& labels, Tensor& loss) = 0;
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& labels,
+                                      const Tensor& dloss, Tensor& dlogits) = 0;
+
+  // ViT patches (float): x (B, C, H, W) <-> patches (B, N, C p p)
+  virtual void patchify(const Tensor& x, int64_t p, Tensor& out) = 0;
+  virtual void unpatchify(const Tensor& patches, int64_t p, Tensor& out) = 0;
+};
+
+Backend& cpu_backend();
+#ifdef SDLORA_WITH_CUDA
+Backend& cuda_backend();
+#endif
+// The backend for a device; throws for CUDA on a build without it.
+Backend& backend_for(Device device);
+
+}  // namespace sdlora

@@ -1,0 +1,57 @@
+// Device selection and naming.
+#include "tensor/device.h"
+
+#include "tensor/error.h"
+
+#ifdef SDLORA_WITH_CUDA
+#include "tensor/cuda/context.h"
+#endif
+
+namespace sdlora {
+
+bool cuda_built() {
+#ifdef SDLORA_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+int cuda_device_count() {
+#ifdef SDLORA_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+Device Device::cuda(int index) {
+  SDLORA_CHECK(cuda_built(),
+               "CUDA device requested but this build has no CUDA backend "
+               "(configure with -DSDLORA_CUDA=ON on a machine with nvcc)");
+  const int n = cuda_device_count();
+  SDLORA_CHECK(n > 0, "CUDA device requested but no GPU is available (cudaGetDeviceCount found none)");
+  SDLORA_CHECK(index >= 0 && index < n, "CUDA device cuda:", index, " requested but only ", n,
+               " GPU(s) are available");
+  return {DeviceType::kCUDA, index};
+}
+
+Device Device::parse(const std::string& text) {
+  if (text == "cpu") return cpu();
+  if (text == "cuda") return cuda(0);
+  if (text.rfind("cuda:", 0) == 0) {
+    const std::string num = text.substr(5);
+    SDLORA_CHECK(!num.empty() && num.find_first_not_of("0123456789") == std::string::npos,
+                 "bad device '", text, "': expected cpu, cuda or cuda:N");
+    return cuda(std::stoi(num));
+  }
+  SDLORA_THROW("bad device '", text, "': expected cpu, cuda or cuda:N");
+}
+
+std::string Device::str() const {
+  return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
+}
+
+Device default_device() { return cuda_available() ? Device{DeviceType::kCUDA, 0} : Device::cpu(); }
+
+}  // namespace sdlora

@@ -1,0 +1,34 @@
+// Devices: the CPU and CUDA GPUs. The default device is CUDA when a GPU is present, else the CPU.
+#pragma once
+
+#include <string>
+
+namespace sdlora {
+
+enum class DeviceType : uint8_t { kCPU, kCUDA };
+
+struct Device {
+  DeviceType type = DeviceType::kCPU;
+  int index = 0;
+
+  static Device cpu() { return {DeviceType::kCPU, 0}; }
+  // Throws a clear error when the build has no CUDA backend or no GPU with this index exists.
+  static Device cuda(int index = 0);
+  // Parses "cpu", "cuda" or "cuda:N" (the --device flag); throws naming the text otherwise.
+  static Device parse(const std::string& text);
+
+  bool is_cpu() const { return type == DeviceType::kCPU; }
+  bool is_cuda() const { return type == DeviceType::kCUDA; }
+  std::string str() const;
+  bool operator==(const Device& o) const { return type == o.type && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+};
+
+// Whether this build has the CUDA backend compiled in.
+bool cuda_built();
+// Number of usable GPUs (0 when none or when the build has no CUDA backend).
+int cuda_device_count();
+inline bool cuda_available() { return cuda_device_count() > 0; }
+Device default_device();
+
+}  // namespace sdlora

@@ -1,0 +1,114 @@
+// The tensor operations. Each dispatches on its inputs' device to the CPU or CUDA backend
+// (tensor/backend.h lists the kernels each backend implements). Inputs must share one device;
+// results are new contiguous tensors on that device unless the name ends in an underscore
+// (in place). Float ops take float32, bfloat16 (on the CPU computed in float32) and float64
+// (CPU only, for gradient checks); statistics (LayerNorm mean/rstd, losses) are float32.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace sdlora {
+
+// ---- creation and conversion
+void fill_(Tensor& t, double value);                                        // any dtype
+Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::kInt64,
+              Device device = Device::cpu());                              // [start, end)
+Tensor cast(const Tensor& x, DType dtype);                                  // any -> any
+
+// ---- matrix products (cuBLAS on CUDA, OpenBLAS on the CPU)
+// a (..., M, K) [(..., K, M) if trans_a], b (..., K, N) [(..., N, K) if trans_b] -> (..., M, N).
+// Batch dims must match, or either side may be 2-D and is then shared by every batch.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// c = alpha * op(a) op(b) + beta * c, in place; c has the shape matmul would return.
+void matmul_out(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a = false,
+                bool trans_b = false, float alpha = 1.0f, float beta = 0.0f);
+
+// ---- elementwise, with numpy broadcasting for the binary forms
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);    // a + s
+Tensor sub(const Tensor& a, double s);    // a - s
+Tensor rsub(double s, const Tensor& a);   // s - a
+Tensor mul(const Tensor& a, double s);    // a * s
+Tensor div(const Tensor& a, double s);    // a / s
+Tensor rdiv(double s, const Tensor& a);   // s / a
+Tensor pow(const Tensor& a, double p);    // a ^ p
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor gelu(const Tensor& x);                                 // 0.5 x (1 + erf(x / sqrt 2)), exact
+Tensor gelu_backward(const Tensor& x, const Tensor& dy);      // dy * gelu'(x)
+void add_(Tensor& a, const Tensor& b, double alpha = 1.0);    // a += alpha * b (b broadcast to a)
+void mul_(Tensor& a, double s);                               // a *= s
+
+// ---- reductions; dim may be negative. The all-element forms return a 0-d tensor.
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor mean(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64; first maximum
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+Tensor max(const Tensor& x);
+Tensor argmax(const Tensor& x);  // int64 index into the flattened tensor
+
+// ---- softmax over the last dimension
+Tensor softmax(const Tensor& x);                                  // (..., C) -> (..., C)
+Tensor log_softmax(const Tensor& x);                              // (..., C) -> (..., C)
+Tensor softmax_backward(const Tensor& y, const Tensor& dy);       // y = softmax(x): dy -> dx
+Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);   // y = log_softmax(x): dy -> dx
+
+// ---- LayerNorm over the last dimension
+struct LayerNormOut {
+  Tensor y;     // (..., C), dtype of x
+  Tensor mean;  // (rows) float32
+  Tensor rstd;  // (rows) float32, 1 / sqrt(var + eps), biased variance
+};
+// x (..., C), w (C), b (C)
+LayerNormOut layernorm(const Tensor& x, const Tensor& w, const Tensor& b, double eps);
+struct LayerNormGrads {
+  Tensor dx;  // (..., C)
+  Tensor dw;  // (C)
+  Tensor db;  // (C)
+};
+LayerNormGrads layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                  const Tensor& mean, const Tensor& rstd);
+
+// ---- layout (materialising)
+Tensor permute(const Tensor& x, const std::vector<int64_t>& perm);
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end);  // [start, end) of dim
+// dst[.., start : start + src.size(dim), ..] = src (the adjoint of slice, in place).
+void slice_set_(Tensor& dst, int64_t dim, int64_t start, const Tensor& src);
+// index 1-D int32/int64: out has index.numel() entries along dim, out[.., i, ..] = x[.., index[i], ..].
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// The adjoint: dst[.., index[i], ..] += src[.., i, ..] (repeated indices accumulate).
+void index_add_(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src);
+
+// ---- losses
+// logits (B, C), labels (B) int32/int64 in [0, C) -> float32 0-d tensor: mean over B of
+// -log softmax(logits)[label].
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+// The gradient of that loss times dloss (a one-element float32 tensor on the same device, so no
+// host synchronisation): (softmax(logits) - onehot(labels)) * dloss / B, dtype of logits.
+Tensor cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& dloss);
+
+// ---- ViT patches
+// x (B, C, H, W) -> (B, (H/p)(W/p), C p p): patches in row-major grid order, each flattened in
+// (c, i, j) order, so a conv with stride p is patchify(x) @ weight.reshape(D, C p p)^T.
+Tensor patchify(const Tensor& x, int64_t p);
+// The adjoint: (B, N, C p p) -> (B, C, H, W).
+Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64_t width, int64_t p);
+
+// ---- CUDA settings (no-ops on CPU-only builds)
+void set_allow_tf32(bool allow);  // TF32 tensor cores for float32 products on CUDA
+bool allow_tf32();
+
+}  // namespace sdlora

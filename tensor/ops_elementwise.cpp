@@ -1,0 +1,241 @@
+// Creation, casts and elementwise ops: argument checks, broadcasting, dispatch.
+#include <cmath>
+
+#include "tensor/ops_common.h"
+#include "tensor/random.h"
+
+#ifdef SDLORA_WITH_CUDA
+#include "tensor/cuda/context.h"
+#endif
+
+namespace sdlora {
+
+using namespace detail;
+
+void fill_(Tensor& t, double value) {
+  check_defined(t, "fill_", "t");
+  backend_for(t.device()).fill(t, value);
+}
+
+Tensor arange(double start, double end, double step, DType dtype, Device device) {
+  SDLORA_CHECK(step != 0.0, "arange: step must be non-zero");
+  const double span = (end - start) / step;
+  const int64_t n = span > 0 ? static_cast<int64_t>(std::ceil(span)) : 0;
+  Tensor out = Tensor::empty({n}, dtype, device);
+  backend_for(device).arange(out, start, step);
+  return out;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  check_defined(x, "cast", "x");
+  SDLORA_CHECK(!(x.device().is_cuda() && (x.dtype() == DType::kFloat64 || dtype == DType::kFloat64)),
+               "cast: float64 runs on the CPU only, got ", x.describe(), " -> ", dtype_name(dtype));
+  Tensor out = Tensor::empty(x.shape(), dtype, x.device());
+  backend_for(x.device()).cast(x, out);
+  return out;
+}
+
+namespace {
+
+Tensor unary_op(UnaryOp op, const Tensor& x, const char* name) {
+  check_defined(x, name, "x");
+  Backend& be = float_backend(x, name);
+  const Tensor xc = compute_view(x);
+  Tensor out = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+  be.unary(op, xc, out);
+  return result_as(out, x.dtype());
+}
+
+Tensor scalar_op(ScalarOp op, const Tensor& x, double s, const char* name) {
+  check_defined(x, name, "x");
+  Backend& be = float_backend(x, name);
+  const Tensor xc = compute_view(x);
+  Tensor out = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+  be.scalar(op, xc, s, out);
+  return result_as(out, x.dtype());
+}
+
+// numpy broadcasting of a against b, with adjacent dims merged where both operands allow.
+BroadcastPlan broadcast_plan(const Tensor& a, const Tensor& b, Shape& out_shape, const char* op) {
+  const size_t nd = std::max(a.shape().size(), b.shape().size());
+  Shape sa(nd, 1), sb(nd, 1);
+  std::copy(a.shape().begin(), a.shape().end(), sa.begin() + static_cast<long>(nd - a.shape().size()));
+  std::copy(b.shape().begin(), b.shape().end(), sb.begin() + static_cast<long>(nd - b.shape().size()));
+  out_shape.assign(nd, 1);
+  for (size_t d = 0; d < nd; ++d) {
+    SDLORA_CHECK(sa[d] == sb[d] || sa[d] == 1 || sb[d] == 1, op, ": shapes ", shape_str(a.shape()),
+                 " and ", shape_str(b.shape()), " do not broadcast (", a.describe(), ", ",
+                 b.describe(), ")");
+    out_shape[d] = sa[d] == 1 ? sb[d] : sa[d];
+  }
+  // Element strides of each operand, 0 where broadcast.
+  std::vector<int64_t> st_a(nd), st_b(nd);
+  int64_t ra = 1, rb = 1;
+  for (size_t i = nd; i-- > 0;) {
+    st_a[i] = (sa[i] == 1 && out_shape[i] != 1) ? 0 : ra;
+    st_b[i] = (sb[i] == 1 && out_shape[i] != 1) ? 0 : rb;
+    ra *= sa[i];
+    rb *= sb[i];
+  }
+  // Merge dim i into the running dim when both operands step contiguously across them.
+  Shape shape;
+  std::vector<int64_t> ma, mb;
+  for (size_t i = 0; i < nd; ++i) {
+    if (out_shape[i] == 1) continue;
+    if (!shape.empty() && ma.back() == st_a[i] * out_shape[i] && mb.back() == st_b[i] * out_shape[i]) {
+      shape.back() *= out_shape[i];
+      ma.back() = st_a[i];
+      mb.back() = st_b[i];
+    } else {
+      shape.push_back(out_shape[i]);
+      ma.push_back(st_a[i]);
+      mb.push_back(st_b[i]);
+    }
+  }
+  SDLORA_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), op, ": broadcast of ",
+               a.describe(), " and ", b.describe(), " needs more than ", kMaxDims, " dims");
+  BroadcastPlan plan;
+  plan.ndim = static_cast<int>(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) {
+    plan.shape[i] = shape[i];
+    plan.a_stride[i] = ma[i];
+    plan.b_stride[i] = mb[i];
+  }
+  plan.numel = shape_numel(out_shape);
+  return plan;
+}
+
+Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  check_defined(a, name, "a");
+  check_defined(b, name, "b");
+  check_same_device(a, b, name);
+  check_same_dtype(a, b, name);
+  Backend& be = float_backend(a, name);
+  Shape out_shape;
+  const BroadcastPlan plan = broadcast_plan(a, b, out_shape, name);
+  const Tensor ac = compute_view(a), bc = compute_view(b);
+  Tensor out = Tensor::empty(out_shape, ac.dtype(), a.device());
+  be.binary(op, ac, bc, plan, out);
+  return result_as(out, a.dtype());
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::kAdd, a, b, "add"); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::kSub, a, b, "sub"); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::kMul, a, b, "mul"); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::kDiv, a, b, "div"); }
+
+Tensor add(const Tensor& a, double s) { return scalar_op(ScalarOp::kAdd, a, s, "add"); }
+Tensor sub(const Tensor& a, double s) { return scalar_op(ScalarOp::kSub, a, s, "sub"); }
+Tensor rsub(double s, const Tensor& a) { return scalar_op(ScalarOp::kRSub, a, s, "rsub"); }
+Tensor mul(const Tensor& a, double s) { return scalar_op(ScalarOp::kMul, a, s, "mul"); }
+Tensor div(const Tensor& a, double s) { return scalar_op(ScalarOp::kDiv, a, s, "div"); }
+Tensor rdiv(double s, const Tensor& a) { return scalar_op(ScalarOp::kRDiv, a, s, "rdiv"); }
+Tensor pow(const Tensor& a, double p) { return scalar_op(ScalarOp::kPow, a, p, "pow"); }
+
+Tensor neg(const Tensor& x) { return unary_op(UnaryOp::kNeg, x, "neg"); }
+Tensor exp(const Tensor& x) { return unary_op(UnaryOp::kExp, x, "exp"); }
+Tensor log(const Tensor& x) { return unary_op(UnaryOp::kLog, x, "log"); }
+Tensor sqrt(const Tensor& x) { return unary_op(UnaryOp::kSqrt, x, "sqrt"); }
+Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::kTanh, x, "tanh"); }
+Tensor gelu(const Tensor& x) { return unary_op(UnaryOp::kGelu, x, "gelu"); }
+
+Tensor gelu_backward(const Tensor& x, const Tensor& dy) {
+  check_defined(x, "gelu_backward", "x");
+  check_defined(dy, "gelu_backward", "dy");
+  check_same_device(x, dy, "gelu_backward");
+  check_same_dtype(x, dy, "gelu_backward");
+  SDLORA_CHECK(x.shape() == dy.shape(), "gelu_backward: x ", x.describe(), " and dy ",
+               dy.describe(), " differ in shape");
+  Backend& be = float_backend(x, "gelu_backward");
+  const Tensor xc = compute_view(x), dyc = compute_view(dy);
+  Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), x.device());
+  be.gelu_backward(xc, dyc, dx);
+  return result_as(dx, x.dtype());
+}
+
+void add_(Tensor& a, const Tensor& b, double alpha) {
+  check_defined(a, "add_", "a");
+  check_defined(b, "add_", "b");
+  check_same_device(a, b, "add_");
+  check_same_dtype(a, b, "add_");
+  Backend& be = float_backend(a, "add_");
+  Shape out_shape;
+  const Tensor bs = alpha == 1.0 ? b : mul(b, alpha);
+  const BroadcastPlan plan = broadcast_plan(a, bs, out_shape, "add_");
+  SDLORA_CHECK(out_shape == a.shape() || shape_numel(out_shape) == a.numel(), "add_: ",
+               b.describe(), " does not broadcast to the destination ", a.describe());
+  if (needs_cpu_upcast(a)) {
+    Tensor sum = binary_op(BinaryOp::kAdd, a, bs, "add_");
+    a.copy_(sum);
+    return;
+  }
+  be.binary(BinaryOp::kAdd, a, bs, plan, a);
+}
+
+void mul_(Tensor& a, double s) {
+  check_defined(a, "mul_", "a");
+  Backend& be = float_backend(a, "mul_");
+  if (needs_cpu_upcast(a)) {
+    a.copy_(mul(a, s));
+    return;
+  }
+  be.scalar(ScalarOp::kMul, a, s, a);
+}
+
+void set_allow_tf32(bool allow) {
+#ifdef SDLORA_WITH_CUDA
+  cuda::set_allow_tf32(allow);
+#else
+  (void)allow;
+#endif
+}
+
+bool allow_tf32() {
+#ifdef SDLORA_WITH_CUDA
+  return cuda::allow_tf32();
+#else
+  return false;
+#endif
+}
+
+// ---- random numbers
+
+void uniform_(Tensor& t, uint64_t seed, uint64_t offset, double lo, double hi) {
+  check_defined(t, "uniform_", "t");
+  Backend& be = float_backend(t, "uniform_");
+  if (needs_cpu_upcast(t)) {
+    Tensor f = Tensor::empty(t.shape(), DType::kFloat32, t.device());
+    be.uniform(f, seed, offset, lo, hi);
+    t.copy_(cast(f, t.dtype()));
+    return;
+  }
+  be.uniform(t, seed, offset, lo, hi);
+}
+
+void normal_(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std) {
+  check_defined(t, "normal_", "t");
+  Backend& be = float_backend(t, "normal_");
+  if (needs_cpu_upcast(t)) {
+    Tensor f = Tensor::empty(t.shape(), DType::kFloat32, t.device());
+    be.normal(f, seed, offset, mean, std);
+    t.copy_(cast(f, t.dtype()));
+    return;
+  }
+  be.normal(t, seed, offset, mean, std);
+}
+
+Tensor Generator::uniform(const Shape& shape, double lo, double hi, DType dtype, Device device) {
+  Tensor t = Tensor::empty(shape, dtype, device);
+  uniform_(t, seed_, offset_++, lo, hi);
+  return t;
+}
+
+Tensor Generator::normal(const Shape& shape, double mean, double std, DType dtype, Device device) {
+  Tensor t = Tensor::empty(shape, dtype, device);
+  normal_(t, seed_, offset_++, mean, std);
+  return t;
+}
+
+}  // namespace sdlora

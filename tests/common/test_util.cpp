@@ -1,0 +1,65 @@
+// Tolerance comparisons and random inputs for the tests.
+#include "tests/common/test_util.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace sdlora::test {
+
+std::vector<double> host_values(const Tensor& t) {
+  const Tensor h = cast(t.to(Device::cpu()), DType::kFloat64);
+  return h.to_vector<double>();
+}
+
+::testing::AssertionResult all_close(const Tensor& got, const std::vector<double>& want,
+                                     double rtol, double atol, const std::string& name) {
+  const std::vector<double> g = host_values(got);
+  if (g.size() != want.size())
+    return ::testing::AssertionFailure() << name << ": " << g.size() << " values, expected "
+                                         << want.size();
+  std::ostringstream bad;
+  int64_t n_bad = 0;
+  double worst = 0.0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double err = std::fabs(g[i] - want[i]);
+    const bool ok = std::isfinite(g[i]) == std::isfinite(want[i]) &&
+                    (err <= atol + rtol * std::fabs(want[i]) || g[i] == want[i]);
+    if (!ok || std::isnan(g[i])) {
+      if (n_bad < 5) bad << "\n  [" << i << "] got " << g[i] << ", want " << want[i];
+      ++n_bad;
+    }
+    if (std::isfinite(err)) worst = std::max(worst, err);
+  }
+  if (n_bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << name << " " << got.describe() << ": " << n_bad << " of "
+                                       << g.size() << " elements outside rtol " << rtol << " atol "
+                                       << atol << " (largest error " << worst << ")" << bad.str();
+}
+
+::testing::AssertionResult all_close(const Tensor& got, const Tensor& want, double rtol,
+                                     double atol, const std::string& name) {
+  if (got.shape() != want.shape())
+    return ::testing::AssertionFailure() << name << ": shape " << got.describe() << ", expected "
+                                         << want.describe();
+  return all_close(got, host_values(want), rtol, atol, name);
+}
+
+Tolerance tolerance_for(DType dtype) {
+  switch (dtype) {
+    case DType::kBFloat16: return {2e-2, 2e-2};
+    case DType::kFloat64: return {1e-10, 1e-12};
+    default: return {1e-4, 1e-5};
+  }
+}
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype,
+                     Device device) {
+  Tensor t = Tensor::empty(shape, DType::kFloat32, Device::cpu());
+  uniform_(t, seed, 0, lo, hi);
+  return cast(t, dtype).to(device);
+}
+
+}  // namespace sdlora::test
