@@ -116,16 +116,13 @@ CachingPool& cpu_pool() {
   return pool;
 }
 
-bool use_pinned() {
 #ifdef SDLORA_WITH_CUDA
-  return cuda_available();
-#else
-  return false;
+bool use_pinned() { return cuda_available(); }
 #endif
-}
 }  // namespace
 
 void* allocate_bytes(Device device, size_t bytes, bool pinned) {
+  (void)pinned;  // page-locked memory needs the CUDA runtime
   if (device.is_cpu()) {
 #ifdef SDLORA_WITH_CUDA
     if (pinned && use_pinned()) return cuda::allocate_pinned(bytes);
@@ -140,6 +137,7 @@ void* allocate_bytes(Device device, size_t bytes, bool pinned) {
 }
 
 void release_bytes(Device device, void* ptr, bool pinned) {
+  (void)pinned;
   if (device.is_cpu()) {
 #ifdef SDLORA_WITH_CUDA
     if (pinned && use_pinned()) return cuda::release_pinned(ptr);
