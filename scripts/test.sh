@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs missing Debian packages, then configures, builds and runs the whole test suite:
+# once with the CUDA backend when nvcc is present (build/), once CPU-only (build-cpu/).
+# GPU tests skip with a printed reason on machines without a GPU.
+#   scripts/test.sh            both configurations
+#   scripts/test.sh --quick    the default configuration only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+missing=""
+for p in $SDLORA_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "== installing:$missing"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+sdlora_find_cuda
+
+jobs=$(nproc)
+run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
+  local dir=$1; shift
+  echo "== configure $dir $*"
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSDLORA_WERROR=ON "$@"
+  echo "== build $dir"
+  cmake --build "$dir" -j "$jobs"
+  echo "== test $dir"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs"
+}
+
+run_suite build -DSDLORA_CUDA=AUTO
+if [ "${1:-}" != "--quick" ]; then
+  run_suite build-cpu -DSDLORA_CUDA=OFF
+fi
