@@ -4,6 +4,7 @@
 // agree to the last float bit except in rare rounding ties.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "tensor/tensor.h"

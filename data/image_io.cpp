@@ -1,0 +1,99 @@
+// Image decoding with stb_image; this file holds the stb_image implementation.
+#include "data/image_io.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <memory>
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#include <stb_image.h>
+
+#include "data/file_io.h"
+#include "tensor/error.h"
+
+namespace sdlora::data {
+
+namespace {
+
+bool is_jpeg(const std::vector<uint8_t>& b) { return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+bool is_png(const std::vector<uint8_t>& b) {
+  static const uint8_t kMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  return b.size() >= 8 && std::memcmp(b.data(), kMagic, 8) == 0;
+}
+
+// stb_image pads a JPEG that ends early with zeros and returns an image; a complete file has an
+// end-of-image marker (FF D9) after the start of its last scan (FF DA). Trailing bytes after the
+// marker are allowed.
+void check_jpeg_complete(const std::vector<uint8_t>& b, const std::string& name) {
+  size_t last_sos = std::string::npos;
+  for (size_t i = b.size() - 1; i-- > 0;) {
+    if (b[i] == 0xFF && b[i + 1] == 0xDA) {
+      last_sos = i;
+      break;
+    }
+  }
+  SDLORA_CHECK(last_sos != std::string::npos, "corrupt JPEG ", name, ": no image scan found");
+  for (size_t i = last_sos + 2; i + 1 < b.size(); ++i)
+    if (b[i] == 0xFF && b[i + 1] == 0xD9) return;
+  SDLORA_THROW("truncated JPEG ", name, ": the file ends before its end-of-image marker (",
+               b.size(), " bytes)");
+}
+
+// A complete PNG ends with an IEND chunk: 4 length bytes (0), "IEND", 4 CRC bytes.
+void check_png_complete(const std::vector<uint8_t>& b, const std::string& name) {
+  static const uint8_t kIend[4] = {'I', 'E', 'N', 'D'};
+  const auto it = std::find_end(b.begin() + 8, b.end(), kIend, kIend + 4);
+  SDLORA_CHECK(it != b.end() && b.end() - it >= 8, "truncated PNG ", name,
+               ": the file ends before its IEND chunk (", b.size(), " bytes)");
+}
+
+struct StbFree {
+  void operator()(stbi_uc* p) const { stbi_image_free(p); }
+};
+
+}  // namespace
+
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, int channels) {
+  SDLORA_CHECK(channels == 0 || channels == 1 || channels == 3, "decode_image: channels must be 0, 1 or 3, got ",
+               channels);
+  SDLORA_CHECK(!bytes.empty(), "empty image file ", name);
+  if (is_jpeg(bytes)) {
+    check_jpeg_complete(bytes, name);
+  } else if (is_png(bytes)) {
+    check_png_complete(bytes, name);
+  } else {
+    SDLORA_THROW("not a JPEG or PNG image: ", name);
+  }
+  SDLORA_CHECK(bytes.size() <= 0x7fffffffu, "image file too large: ", name);
+  int w = 0, h = 0, file_channels = 0;
+  SDLORA_CHECK(stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &file_channels),
+               "corrupt image ", name, ": ", stbi_failure_reason());
+  int want = channels;
+  if (want == 0) want = (file_channels == 1 || file_channels == 2) ? 1 : 3;
+  int got_w = 0, got_h = 0, got_c = 0;
+  std::unique_ptr<stbi_uc, StbFree> px(
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &got_w, &got_h, &got_c, want));
+  SDLORA_CHECK(px != nullptr, "corrupt image ", name, ": ", stbi_failure_reason());
+  Image img(got_h, got_w, want);
+  std::memcpy(img.pixels.data(), px.get(), img.bytes());
+  return img;
+}
+
+Image load_image(const std::string& path, int channels) {
+  return decode_image(read_file(path), path, channels);
+}
+
+bool is_image_file_name(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return false;
+  std::string ext = name.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return ext == "jpg" || ext == "jpeg" || ext == "png";
+}
+
+}  // namespace sdlora::data
