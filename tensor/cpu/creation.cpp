@@ -23,12 +23,24 @@ namespace {
 template <typename F>
 void dispatch_any(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::kFloat32: f(float{}); return;
-    case DType::kBFloat16: f(BFloat16{}); return;
-    case DType::kFloat64: f(double{}); return;
-    case DType::kInt32: f(int32_t{}); return;
-    case DType::kInt64: f(int64_t{}); return;
-    case DType::kUInt8: f(uint8_t{}); return;
+    case DType::kFloat32:
+      f(float{});
+      return;
+    case DType::kBFloat16:
+      f(BFloat16{});
+      return;
+    case DType::kFloat64:
+      f(double{});
+      return;
+    case DType::kInt32:
+      f(int32_t{});
+      return;
+    case DType::kInt64:
+      f(int64_t{});
+      return;
+    case DType::kUInt8:
+      f(uint8_t{});
+      return;
   }
   SDLORA_THROW("cpu: unknown dtype ", static_cast<int>(dtype));
 }

@@ -28,12 +28,18 @@ T gelu_grad(T x) {
 template <typename T>
 T apply_unary(UnaryOp op, T x) {
   switch (op) {
-    case UnaryOp::kNeg: return -x;
-    case UnaryOp::kExp: return std::exp(x);
-    case UnaryOp::kLog: return std::log(x);
-    case UnaryOp::kSqrt: return std::sqrt(x);
-    case UnaryOp::kTanh: return std::tanh(x);
-    case UnaryOp::kGelu: return gelu(x);
+    case UnaryOp::kNeg:
+      return -x;
+    case UnaryOp::kExp:
+      return std::exp(x);
+    case UnaryOp::kLog:
+      return std::log(x);
+    case UnaryOp::kSqrt:
+      return std::sqrt(x);
+    case UnaryOp::kTanh:
+      return std::tanh(x);
+    case UnaryOp::kGelu:
+      return gelu(x);
   }
   return x;
 }
@@ -41,13 +47,20 @@ T apply_unary(UnaryOp op, T x) {
 template <typename T>
 T apply_scalar(ScalarOp op, T x, T s) {
   switch (op) {
-    case ScalarOp::kAdd: return x + s;
-    case ScalarOp::kSub: return x - s;
-    case ScalarOp::kRSub: return s - x;
-    case ScalarOp::kMul: return x * s;
-    case ScalarOp::kDiv: return x / s;
-    case ScalarOp::kRDiv: return s / x;
-    case ScalarOp::kPow: return std::pow(x, s);
+    case ScalarOp::kAdd:
+      return x + s;
+    case ScalarOp::kSub:
+      return x - s;
+    case ScalarOp::kRSub:
+      return s - x;
+    case ScalarOp::kMul:
+      return x * s;
+    case ScalarOp::kDiv:
+      return x / s;
+    case ScalarOp::kRDiv:
+      return s / x;
+    case ScalarOp::kPow:
+      return std::pow(x, s);
   }
   return x;
 }
@@ -55,10 +68,14 @@ T apply_scalar(ScalarOp op, T x, T s) {
 template <typename T>
 T apply_binary(BinaryOp op, T a, T b) {
   switch (op) {
-    case BinaryOp::kAdd: return a + b;
-    case BinaryOp::kSub: return a - b;
-    case BinaryOp::kMul: return a * b;
-    case BinaryOp::kDiv: return a / b;
+    case BinaryOp::kAdd:
+      return a + b;
+    case BinaryOp::kSub:
+      return a - b;
+    case BinaryOp::kMul:
+      return a * b;
+    case BinaryOp::kDiv:
+      return a / b;
   }
   return a;
 }
@@ -116,7 +133,8 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Bro
         ob += coord * plan.b_stride[d];
       }
       T* orow = o + r * cols;
-      for (int64_t j = 0; j < cols; ++j) orow[j] = apply_binary(op, ap[oa + j * sa], bp[ob + j * sb]);
+      for (int64_t j = 0; j < cols; ++j)
+        orow[j] = apply_binary(op, ap[oa + j * sa], bp[ob + j * sb]);
     }
   });
 }

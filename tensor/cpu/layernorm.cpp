@@ -11,17 +11,15 @@ namespace {
 // Calls f(T{}, W{}) for x of dtype T and weight of dtype W.
 template <typename F>
 void dispatch_x_w(const Tensor& x, const Tensor& w, const char* kernel, F&& f) {
-  dispatch_float(x.dtype(), kernel, [&](auto xt) {
-    dispatch_float(w.dtype(), kernel, [&](auto wt) { f(xt, wt); });
-  });
+  dispatch_float(x.dtype(), kernel,
+                 [&](auto xt) { dispatch_float(w.dtype(), kernel, [&](auto wt) { f(xt, wt); }); });
 }
 
 }  // namespace
 
 // y = (x - mean) rstd w + b, per row of C = cols elements
-void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b,
-                                   int64_t cols, double eps, Tensor& y, Tensor& mean,
-                                   Tensor& rstd) {
+void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t cols,
+                                   double eps, Tensor& y, Tensor& mean, Tensor& rstd) {
   dispatch_x_w(x, w, "layernorm_forward", [&](auto xt, auto wt) {
     using T = decltype(xt);
     using W = decltype(wt);
@@ -47,7 +45,8 @@ void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& w, const Tenso
       const double rs = 1.0 / std::sqrt(var + eps);
       for (int64_t j = 0; j < cols; ++j) {
         const double xhat = (static_cast<double>(xr[j]) - mu) * rs;
-        yp[r * cols + j] = static_cast<T>(xhat * static_cast<double>(wp[j]) + static_cast<double>(bp[j]));
+        yp[r * cols + j] =
+            static_cast<T>(xhat * static_cast<double>(wp[j]) + static_cast<double>(bp[j]));
       }
       mp[r] = static_cast<float>(mu);
       rp[r] = static_cast<float>(rs);

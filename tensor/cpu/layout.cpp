@@ -12,10 +12,18 @@ namespace {
 template <typename F>
 void dispatch_word(DType dtype, F&& f) {
   switch (dtype_size(dtype)) {
-    case 1: f(uint8_t{}); return;
-    case 2: f(uint16_t{}); return;
-    case 4: f(uint32_t{}); return;
-    case 8: f(uint64_t{}); return;
+    case 1:
+      f(uint8_t{});
+      return;
+    case 2:
+      f(uint16_t{});
+      return;
+    case 4:
+      f(uint32_t{});
+      return;
+    case 8:
+      f(uint64_t{});
+      return;
   }
   SDLORA_THROW("cpu: no word type for ", dtype_name(dtype));
 }
@@ -82,7 +90,8 @@ void CpuBackend::index_select(const Tensor& x, const Tensor& index, const AxisPl
   for (int64_t o = 0; o < plan.outer; ++o)
     for (int64_t i = 0; i < m; ++i)
       std::memcpy(op + static_cast<size_t>(o * m + i) * chunk,
-                  xp + static_cast<size_t>(o * plan.n + idx[static_cast<size_t>(i)]) * chunk, chunk);
+                  xp + static_cast<size_t>(o * plan.n + idx[static_cast<size_t>(i)]) * chunk,
+                  chunk);
 }
 
 // dst[o, index[i], :] += src[o, i, :]; rows sharing an index accumulate in index order.

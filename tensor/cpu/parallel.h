@@ -1,5 +1,5 @@
 // Helpers shared by the CPU kernels: an OpenMP loop pragma that vanishes in builds without
-// OpenMP (so they stay warning-free), and dispatch of a float kernel on float32 / float64.
+// OpenMP (so they stay warning-free), float32 / float64 dispatch, and index reading.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +22,12 @@ namespace sdlora::cpu {
 template <typename F>
 void dispatch_float(DType dtype, const char* kernel, F&& f) {
   switch (dtype) {
-    case DType::kFloat32: f(float{}); return;
-    case DType::kFloat64: f(double{}); return;
+    case DType::kFloat32:
+      f(float{});
+      return;
+    case DType::kFloat64:
+      f(double{});
+      return;
     default:
       SDLORA_THROW("cpu ", kernel, ": expected float32 or float64, got ", dtype_name(dtype));
   }

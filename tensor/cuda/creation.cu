@@ -14,7 +14,9 @@ Backend& cuda_backend() {
 namespace cuda {
 namespace {
 
-// Element conversions as the host does them: bfloat16 goes through float on both sides.
+// Element conversions as the CPU backend does them: bfloat16 goes through float on both sides;
+// float to integer truncates through int64 (NaN -> 0, saturating at the int64 range, which the
+// device conversion does by itself), then wraps to the narrower type.
 template <typename Dst, typename Src>
 __device__ __forceinline__ Dst convert(Src v) {
   if constexpr (std::is_same_v<Src, Dst>) {
@@ -23,16 +25,19 @@ __device__ __forceinline__ Dst convert(Src v) {
     return convert<Dst>(__bfloat162float(v));
   } else if constexpr (std::is_same_v<Dst, bf16>) {
     return __float2bfloat16(static_cast<float>(v));
-  } else {
+  } else if constexpr (std::is_floating_point_v<Dst> || std::is_integral_v<Src>) {
     return static_cast<Dst>(v);
+  } else {
+    return static_cast<Dst>(static_cast<int64_t>(v));
   }
 }
 
 template <typename T>
-__global__ void fill_kernel(T* out, int64_t n, T value) {
+__global__ void fill_kernel(T* out, int64_t n, double value) {
+  const T v = convert<T>(value);
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = value;
+    out[i] = v;
 }
 
 template <typename T>
@@ -69,12 +74,7 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
   }
 }
 
-// The host-side value of a fill, converted as the kernels convert.
-template <typename T>
-T host_value(double v) {
-  if constexpr (std::is_same_v<T, bf16>) return __float2bfloat16(static_cast<float>(v));
-  else return static_cast<T>(v);
-}
+
 
 }  // namespace
 
@@ -85,7 +85,7 @@ void CudaBackend::fill(Tensor& out, double value) {
   const unsigned grid = grid_for(n, kThreads, out.device().index);
   dispatch_all(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    fill_kernel<T><<<grid, kThreads, 0, s>>>(ptr<T>(out), n, host_value<T>(value));
+    fill_kernel<T><<<grid, kThreads, 0, s>>>(ptr<T>(out), n, value);
   });
   SDLORA_CUDA_CHECK_LAUNCH();
 }

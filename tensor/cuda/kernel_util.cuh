@@ -157,18 +157,40 @@ struct MaxOp {
     return (a > b || a != a) ? a : b;
   }
 };
+struct Sum2Op {
+  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const {
+    return make_float2(a.x + b.x, a.y + b.y);
+  }
+};
 
-template <typename Op>
-__device__ __forceinline__ float warp_reduce(float v, Op op) {
+// A value and its index along the reduced dimension (argmax).
+struct ValIdx {
+  float v;
+  int64_t i;
+};
+
+__device__ __forceinline__ float shfl_xor(float v, int mask) {
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+}
+__device__ __forceinline__ float2 shfl_xor(float2 v, int mask) {
+  return make_float2(shfl_xor(v.x, mask), shfl_xor(v.y, mask));
+}
+__device__ __forceinline__ ValIdx shfl_xor(ValIdx v, int mask) {
+  return {shfl_xor(v.v, mask),
+          static_cast<int64_t>(__shfl_xor_sync(0xffffffffu, static_cast<long long>(v.i), mask))};
+}
+
+// Butterfly reduction: every lane of the warp receives the result.
+template <typename V, typename Op>
+__device__ __forceinline__ V warp_reduce(V v, Op op) {
 #pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset >>= 1)
-    v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  for (int offset = kWarp / 2; offset > 0; offset >>= 1) v = op(v, shfl_xor(v, offset));
   return v;
 }
 
-template <typename Op>
-__device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
-  __shared__ float partial[kWarp];
+template <typename V, typename Op>
+__device__ __forceinline__ V block_reduce(V v, Op op, V identity) {
+  __shared__ V partial[kWarp];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   v = warp_reduce(v, op);
   __syncthreads();  // a previous call may still be reading `partial`
@@ -179,25 +201,9 @@ __device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
   return warp_reduce(v, op);  // every warp reduces the partials, so every thread has the result
 }
 
-// Two sums at once (one pair of barriers instead of two).
-__device__ __forceinline__ float2 block_sum2(float2 v) {
-  __shared__ float2 partial[kWarp];
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  v.x = warp_reduce(v.x, SumOp{});
-  v.y = warp_reduce(v.y, SumOp{});
-  __syncthreads();
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  const int nwarps = blockDim.x / kWarp;
-  v = lane < nwarps ? partial[lane] : make_float2(0.0f, 0.0f);
-  v.x = warp_reduce(v.x, SumOp{});
-  v.y = warp_reduce(v.y, SumOp{});
-  return v;
-}
-
 // A reduction over the threads that share a row: one warp (kWarpRow) or the whole block.
-template <bool kWarpRow, typename Op>
-__device__ __forceinline__ float row_reduce(float v, Op op, float identity) {
+template <bool kWarpRow, typename V, typename Op>
+__device__ __forceinline__ V row_reduce(V v, Op op, V identity) {
   if constexpr (kWarpRow) return warp_reduce(v, op);
   else return block_reduce(v, op, identity);
 }
