@@ -109,11 +109,12 @@ void CachingPool::reset_peak() {
 }
 
 namespace {
+// Never destroyed: tensors held by other statics may be released after main() returns.
 CachingPool& cpu_pool() {
-  static CachingPool pool(
+  static CachingPool* pool = new CachingPool(
       "cpu", [](size_t bytes) { return std::aligned_alloc(kAlignment, bytes); },
       [](void* p) { std::free(p); }, /*cache=*/false);
-  return pool;
+  return *pool;
 }
 
 #ifdef SDLORA_WITH_CUDA

@@ -1,0 +1,210 @@
+// Fused differentiable ops with hand-written backward: linear (+bias), the scalar-magnitude
+// scale, LayerNorm, scaled-dot-product attention and cross-entropy over a column range.
+#include <cmath>
+
+#include "autograd/functions.h"
+#include "autograd/node.h"
+#include "tensor/ops.h"
+
+namespace sdlora {
+
+// ---- linear: y = x w^T + b over x (..., in), w (out, in), b (out)
+//   dx = dy w;  dw = dy^T x (rows flattened);  db = sum_rows dy
+Var linear(const Var& x, const Var& w, const Var& b) {
+  const Tensor X = x.data(), W = w.data();
+  SDLORA_CHECK(X.ndim() >= 2 && W.ndim() == 2 && X.size(-1) == W.size(1), "linear: x ",
+               X.describe(), " and weight ", W.describe(), " should be (..., in) and (out, in)");
+  Tensor Y = matmul(X, W, false, true);
+  std::vector<Var> inputs{x, w};
+  std::vector<Rule> rules{
+      [=](const Tensor& dy) { return matmul(dy, W); },
+      [=](const Tensor& dy) { return matmul(dy.flatten_to_2d(), X.flatten_to_2d(), true, false); }};
+  if (b.defined()) {
+    SDLORA_CHECK(b.shape() == Shape{W.size(0)}, "linear: bias ", b.describe(), " should be [",
+                 W.size(0), "] for weight ", W.describe());
+    add_(Y, b.data());  // bias broadcast over the rows, in place
+    inputs.push_back(b);
+    rules.push_back([](const Tensor& dy) { return sum(dy.flatten_to_2d(), 0); });
+  }
+  return record("linear", std::move(Y), inputs, std::move(rules));
+}
+
+// ---- scale: y = x s with s one element (a learnable magnitude)
+//   dx = dy s;  ds = sum(dy x)
+Var scale(const Var& x, const Var& s) {
+  SDLORA_CHECK(s.numel() == 1, "scale: s should have one element, got ", s.describe());
+  const Tensor X = x.data(), S = s.data().reshape({});
+  const Shape ss = s.shape();
+  return record("scale", mul(X, S), {x, s},
+                {[=](const Tensor& dy) { return mul(dy, S); },
+                 [=](const Tensor& dy) { return sum(mul(dy, X)).reshape(ss); }});
+}
+
+// ---- LayerNorm over the last dimension: the tensor library's kernels give all three gradients
+namespace {
+class LayerNormNode final : public Node {
+ public:
+  LayerNormNode(std::vector<Edge> edges, Tensor x, Tensor w, Tensor mean, Tensor rstd)
+      : Node("layernorm", std::move(edges)),
+        x_(std::move(x)),
+        w_(std::move(w)),
+        mean_(std::move(mean)),
+        rstd_(std::move(rstd)) {}
+
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    LayerNormGrads g = layernorm_backward(dy, x_, w_, mean_, rstd_);
+    return {needs_grad(0) ? g.dx : Tensor(), needs_grad(1) ? g.dw : Tensor(),
+            needs_grad(2) ? g.db : Tensor()};
+  }
+  void release_saved() override { x_ = w_ = mean_ = rstd_ = Tensor(); }
+
+ private:
+  Tensor x_, w_, mean_, rstd_;
+};
+}  // namespace
+
+Var layernorm(const Var& x, const Var& w, const Var& b, double eps) {
+  LayerNormOut r = layernorm(x.data(), w.data(), b.data(), eps);
+  return record_node<LayerNormNode>(std::move(r.y), {x, w, b}, x.data(), w.data(),
+                                    std::move(r.mean), std::move(r.rstd));
+}
+
+// ---- attention over heads: S = q k^T scale, P = softmax(S), O = P v
+//   dv = P^T dO;  dP = dO v^T;  dS = softmax_backward(P, dP);  dq = dS k scale;  dk = dS^T q scale
+namespace {
+class AttentionNode final : public Node {
+ public:
+  AttentionNode(std::vector<Edge> edges, Tensor q, Tensor k, Tensor v, Tensor p, double scale)
+      : Node("attention", std::move(edges)), scale_(scale) {
+    // P serves every gradient; q only dk, k only dq, v both.
+    const bool dq = needs_grad(0), dk = needs_grad(1);
+    if (dk) q_ = std::move(q);
+    if (dq) k_ = std::move(k);
+    if (dq || dk) v_ = std::move(v);
+    p_ = std::move(p);
+  }
+
+  std::vector<Tensor> backward(const Tensor& dO) override {
+    std::vector<Tensor> g(3);
+    if (needs_grad(2)) g[2] = matmul(p_, dO, true, false);
+    if (needs_grad(0) || needs_grad(1)) {
+      const Tensor dS = softmax_backward(p_, matmul(dO, v_, false, true));
+      const float s = static_cast<float>(scale_);
+      if (needs_grad(0)) {
+        g[0] = Tensor::empty({dS.size(0), dS.size(1), dS.size(2), k_.size(3)}, dS.dtype(),
+                             dS.device());
+        matmul_out(dS, k_, g[0], false, false, s);
+      }
+      if (needs_grad(1)) {
+        g[1] = Tensor::empty({dS.size(0), dS.size(1), dS.size(3), q_.size(3)}, dS.dtype(),
+                             dS.device());
+        matmul_out(dS, q_, g[1], true, false, s);
+      }
+    }
+    return g;
+  }
+  void release_saved() override { q_ = k_ = v_ = p_ = Tensor(); }
+
+ private:
+  Tensor q_, k_, v_, p_;
+  double scale_;
+};
+}  // namespace
+
+Var attention(const Var& q, const Var& k, const Var& v) {
+  const Tensor Q = q.data(), K = k.data(), V = v.data();
+  SDLORA_CHECK(Q.ndim() == 4 && K.ndim() == 4 && V.ndim() == 4, "attention: q ", Q.describe(),
+               ", k ", K.describe(), " and v ", V.describe(), " should be (B, H, N, D)");
+  const int64_t B = Q.size(0), H = Q.size(1), Nq = Q.size(2), D = Q.size(3), Nk = K.size(2);
+  SDLORA_CHECK(K.size(0) == B && K.size(1) == H && K.size(3) == D && V.size(0) == B &&
+                   V.size(1) == H && V.size(2) == Nk,
+               "attention: shapes do not fit: q ", Q.describe(), ", k ", K.describe(), ", v ",
+               V.describe());
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  Tensor S = Tensor::empty({B, H, Nq, Nk}, Q.dtype(), Q.device());
+  matmul_out(Q, K, S, false, true, static_cast<float>(scale));
+  Tensor P = softmax(S);
+  S = Tensor();
+  Tensor O = matmul(P, V);
+  return record_node<AttentionNode>(std::move(O), {q, k, v}, Q, K, V, std::move(P), scale);
+}
+
+// ---- cross-entropy over logits[:, col_begin:col_end] against labels - col_begin
+//   dlogits[:, range] = (softmax - onehot) dloss / B;  zero outside the range
+namespace {
+
+// labels + delta on the labels' device (tensor/ has no integer arithmetic: through float32,
+// exact for class indices below 2^24).
+Tensor shift_labels(const Tensor& labels, int64_t delta) {
+  if (delta == 0) return labels;
+  return cast(add(cast(labels, DType::kFloat32), static_cast<double>(delta)), labels.dtype());
+}
+
+// The mean loss as a 0-d tensor. The loss kernel returns float32; float64 logits (CPU only,
+// for gradient checks) take log_softmax and pick each row's label entry in float64.
+Tensor ce_forward(const Tensor& logits, const Tensor& labels) {
+  if (logits.dtype() != DType::kFloat64) return cross_entropy(logits, labels);
+  const int64_t B = logits.size(0), C = logits.size(1);
+  SDLORA_CHECK(labels.device().is_cpu() && labels.ndim() == 1 && labels.numel() == B,
+               "cross_entropy: labels ", labels.describe(), " should be [", B, "] on the cpu");
+  const Tensor lab = cast(labels, DType::kInt64);
+  std::vector<int64_t> flat(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t y = lab.data<int64_t>()[i];
+    SDLORA_CHECK(y >= 0 && y < C, "cross_entropy: label ", y, " of sample ", i,
+                 " out of range [0, ", C, ")");
+    flat[static_cast<size_t>(i)] = i * C + y;
+  }
+  const Tensor picked = index_select(log_softmax(logits).reshape({B * C}), 0,
+                                     Tensor::from_vector<int64_t>(flat, {B}));
+  return neg(mean(picked));
+}
+
+// dloss is float32 for the kernel; other loss dtypes scale a unit-dloss gradient.
+Tensor ce_backward(const Tensor& logits, const Tensor& labels, const Tensor& dloss) {
+  if (dloss.dtype() == DType::kFloat32)
+    return cross_entropy_backward(logits, labels, dloss.reshape({1}));
+  const Tensor one = Tensor::full({1}, 1.0, DType::kFloat32, logits.device());
+  return mul(cross_entropy_backward(logits, labels, one), cast(dloss, logits.dtype()));
+}
+
+}  // namespace
+
+Var cross_entropy(const Var& logits, const Tensor& labels, int64_t col_begin, int64_t col_end) {
+  SDLORA_CHECK(logits.ndim() == 2, "cross_entropy: logits should be (B, C), got ",
+               logits.describe());
+  const int64_t C = logits.size(1);
+  SDLORA_CHECK(0 <= col_begin && col_begin < col_end && col_end <= C,
+               "cross_entropy: column range [", col_begin, ", ", col_end, ") out of [0, ", C,
+               ") for logits ", logits.describe());
+  SDLORA_CHECK(
+      labels.defined() && (labels.dtype() == DType::kInt32 || labels.dtype() == DType::kInt64),
+      "cross_entropy: labels should be an int32 or int64 tensor, got ", labels.describe());
+  if (labels.device().is_cpu()) {  // device labels are checked by the kernel (no host sync)
+    const Tensor lab = cast(labels, DType::kInt64);
+    for (int64_t i = 0; i < lab.numel(); ++i) {
+      const int64_t y = lab.data<int64_t>()[i];
+      SDLORA_CHECK(y >= col_begin && y < col_end, "cross_entropy: label ", y, " of sample ", i,
+                   " is outside the column range [", col_begin, ", ", col_end, ")");
+    }
+  }
+  const bool whole = col_begin == 0 && col_end == C;
+  const Tensor L = whole ? logits.data() : slice(logits.data(), 1, col_begin, col_end);
+  const Tensor lab = shift_labels(labels, -col_begin);
+  const Shape full = logits.shape();
+  return record("cross_entropy", ce_forward(L, lab), {logits}, {[=](const Tensor& dloss) {
+                  Tensor g = ce_backward(L, lab, dloss);
+                  if (whole) return g;
+                  Tensor dx = Tensor::zeros(full, g.dtype(), g.device());
+                  slice_set_(dx, 1, col_begin, g);
+                  return dx;
+                }});
+}
+
+Var cross_entropy(const Var& logits, const Tensor& labels) {
+  SDLORA_CHECK(logits.ndim() == 2, "cross_entropy: logits should be (B, C), got ",
+               logits.describe());
+  return cross_entropy(logits, labels, 0, logits.size(1));
+}
+
+}  // namespace sdlora
