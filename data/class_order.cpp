@@ -1,6 +1,7 @@
 // numpy's legacy permutation (MT19937 and bounded draws) and the task bookkeeping built on it.
 #include "data/class_order.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "data/dataset.h"
@@ -77,7 +78,8 @@ ClassOrder::ClassOrder(int64_t n_classes, int64_t seed, int64_t init_cls, int64_
     order_.resize(static_cast<size_t>(n_classes));
     std::iota(order_.begin(), order_.end(), int64_t{0});
   } else {
-    SDLORA_CHECK(seed <= 0xffffffffll, "class order: seed ", seed, " does not fit numpy's 32-bit seeds");
+    SDLORA_CHECK(seed <= 0xffffffffll, "class order: seed ", seed,
+                 " does not fit numpy's 32-bit seeds");
     order_ = NumpyRandomState(static_cast<uint32_t>(seed)).permutation(n_classes);
   }
   build(init_cls, increment);
@@ -94,19 +96,22 @@ void ClassOrder::build(int64_t init_cls, int64_t increment) {
   remap_.assign(static_cast<size_t>(n), -1);
   for (int64_t pos = 0; pos < n; ++pos) {
     const int64_t c = order_[static_cast<size_t>(pos)];
-    SDLORA_CHECK(c >= 0 && c < n && remap_[static_cast<size_t>(c)] < 0, "class order: not a permutation of 0..",
-                 n - 1, " (class ", c, " at position ", pos, ")");
+    SDLORA_CHECK(c >= 0 && c < n && remap_[static_cast<size_t>(c)] < 0,
+                 "class order: not a permutation of 0..", n - 1, " (class ", c, " at position ",
+                 pos, ")");
     remap_[static_cast<size_t>(c)] = pos;
   }
-  SDLORA_CHECK(init_cls > 0 && init_cls <= n, "class order: init_cls must be in [1, ", n, "], got ", init_cls);
+  SDLORA_CHECK(init_cls > 0 && init_cls <= n, "class order: init_cls must be in [1, ", n, "], got ",
+               init_cls);
   SDLORA_CHECK(increment > 0, "class order: increment must be positive, got ", increment);
   task_start_ = {0};
-  for (int64_t end = init_cls; task_start_.back() < n; end += increment) task_start_.push_back(std::min(end, n));
+  for (int64_t end = init_cls; task_start_.back() < n; end += increment)
+    task_start_.push_back(std::min(end, n));
 }
 
 int64_t ClassOrder::remap(int64_t original) const {
-  SDLORA_CHECK(original >= 0 && original < num_classes(), "class order: label ", original, " outside [0, ",
-               num_classes(), ")");
+  SDLORA_CHECK(original >= 0 && original < num_classes(), "class order: label ", original,
+               " outside [0, ", num_classes(), ")");
   return remap_[static_cast<size_t>(original)];
 }
 
@@ -121,7 +126,8 @@ int64_t ClassOrder::task_end(int64_t t) const {
 }
 
 int64_t ClassOrder::task_of(int64_t remapped) const {
-  SDLORA_CHECK(remapped >= 0 && remapped < num_classes(), "class ", remapped, " outside [0, ", num_classes(), ")");
+  SDLORA_CHECK(remapped >= 0 && remapped < num_classes(), "class ", remapped, " outside [0, ",
+               num_classes(), ")");
   int64_t t = 0;
   while (task_start_[static_cast<size_t>(t) + 1] <= remapped) ++t;
   return t;
@@ -129,8 +135,8 @@ int64_t ClassOrder::task_of(int64_t remapped) const {
 
 // ---- Task subsets
 
-std::vector<int64_t> samples_in_classes(const Dataset& dataset, const ClassOrder& order, int64_t begin,
-                                        int64_t end) {
+std::vector<int64_t> samples_in_classes(const Dataset& dataset, const ClassOrder& order,
+                                        int64_t begin, int64_t end) {
   SDLORA_CHECK(dataset.num_classes() == order.num_classes(), "dataset ", dataset.name(), " has ",
                dataset.num_classes(), " classes but the class order has ", order.num_classes());
   std::vector<int64_t> out;
@@ -149,12 +155,14 @@ std::vector<int64_t> task_test_indices(const Dataset& test, const ClassOrder& or
   return samples_in_classes(test, order, 0, order.task_end(t));
 }
 
-std::shared_ptr<Dataset> task_train_set(std::shared_ptr<const Dataset> train, const ClassOrder& order, int64_t t) {
+std::shared_ptr<Dataset> task_train_set(std::shared_ptr<const Dataset> train,
+                                        const ClassOrder& order, int64_t t) {
   auto idx = task_train_indices(*train, order, t);
   return make_subset(std::move(train), std::move(idx), order.remap_table());
 }
 
-std::shared_ptr<Dataset> task_test_set(std::shared_ptr<const Dataset> test, const ClassOrder& order, int64_t t) {
+std::shared_ptr<Dataset> task_test_set(std::shared_ptr<const Dataset> test, const ClassOrder& order,
+                                       int64_t t) {
   auto idx = task_test_indices(*test, order, t);
   return make_subset(std::move(test), std::move(idx), order.remap_table());
 }

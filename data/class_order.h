@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "tensor/error.h"
+
 namespace sdlora::data {
 
 class Dataset;
@@ -57,14 +59,16 @@ class ClassOrder {
 };
 
 // Indices of the samples of `dataset` whose remapped label lies in [begin, end).
-std::vector<int64_t> samples_in_classes(const Dataset& dataset, const ClassOrder& order, int64_t begin,
-                                        int64_t end);
+std::vector<int64_t> samples_in_classes(const Dataset& dataset, const ClassOrder& order,
+                                        int64_t begin, int64_t end);
 // Task t's training samples: its own classes only.
 std::vector<int64_t> task_train_indices(const Dataset& train, const ClassOrder& order, int64_t t);
 // The test samples after task t: every class seen so far (tasks 0..t).
 std::vector<int64_t> task_test_indices(const Dataset& test, const ClassOrder& order, int64_t t);
 // The same as datasets whose labels are already remapped to positions in the order.
-std::shared_ptr<Dataset> task_train_set(std::shared_ptr<const Dataset> train, const ClassOrder& order, int64_t t);
-std::shared_ptr<Dataset> task_test_set(std::shared_ptr<const Dataset> test, const ClassOrder& order, int64_t t);
+std::shared_ptr<Dataset> task_train_set(std::shared_ptr<const Dataset> train,
+                                        const ClassOrder& order, int64_t t);
+std::shared_ptr<Dataset> task_test_set(std::shared_ptr<const Dataset> test, const ClassOrder& order,
+                                       int64_t t);
 
 }  // namespace sdlora::data

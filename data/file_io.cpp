@@ -29,7 +29,8 @@ std::vector<uint8_t> read_file(const std::string& path) {
   std::vector<uint8_t> bytes;
   uint8_t buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) bytes.insert(bytes.end(), buf, buf + n);
+  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0)
+    bytes.insert(bytes.end(), buf, buf + n);
   SDLORA_CHECK(!std::ferror(f.get()), "error reading ", path, ": ", std::strerror(errno));
   return bytes;
 }
@@ -51,7 +52,8 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
     zs.avail_out = sizeof(buf);
     ret = inflate(&zs, Z_NO_FLUSH);
     if (ret != Z_OK && ret != Z_STREAM_END) {
-      const std::string msg = zs.msg ? zs.msg : (ret == Z_BUF_ERROR ? "unexpected end of data" : "error");
+      const std::string msg =
+          zs.msg ? zs.msg : (ret == Z_BUF_ERROR ? "unexpected end of data" : "error");
       inflateEnd(&zs);
       SDLORA_THROW("corrupt or truncated gzip file ", path, ": ", msg);
     }

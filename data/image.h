@@ -19,7 +19,9 @@ struct Image {
   size_t bytes() const { return pixels.size(); }
   bool empty() const { return pixels.empty(); }
   uint8_t& at(int y, int x, int ch) { return pixels[(static_cast<size_t>(y) * w + x) * c + ch]; }
-  uint8_t at(int y, int x, int ch) const { return pixels[(static_cast<size_t>(y) * w + x) * c + ch]; }
+  const uint8_t& at(int y, int x, int ch) const {
+    return pixels[(static_cast<size_t>(y) * w + x) * c + ch];
+  }
   // "32x24x3", for error messages.
   std::string shape_str() const {
     return std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c);

@@ -20,7 +20,9 @@ namespace sdlora::data {
 
 namespace {
 
-bool is_jpeg(const std::vector<uint8_t>& b) { return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+bool is_jpeg(const std::vector<uint8_t>& b) {
+  return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+}
 bool is_png(const std::vector<uint8_t>& b) {
   static const uint8_t kMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   return b.size() >= 8 && std::memcmp(b.data(), kMagic, 8) == 0;
@@ -37,7 +39,8 @@ void check_jpeg_complete(const std::vector<uint8_t>& b, const std::string& name)
       break;
     }
   }
-  SDLORA_CHECK(last_sos != std::string::npos, "corrupt JPEG ", name, ": no image scan found");
+  SDLORA_CHECK(last_sos != std::string::npos, "truncated or corrupt JPEG ", name,
+               ": no image scan (SOS marker) found");
   for (size_t i = last_sos + 2; i + 1 < b.size(); ++i)
     if (b[i] == 0xFF && b[i + 1] == 0xD9) return;
   SDLORA_THROW("truncated JPEG ", name, ": the file ends before its end-of-image marker (",
@@ -59,8 +62,8 @@ struct StbFree {
 }  // namespace
 
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, int channels) {
-  SDLORA_CHECK(channels == 0 || channels == 1 || channels == 3, "decode_image: channels must be 0, 1 or 3, got ",
-               channels);
+  SDLORA_CHECK(channels == 0 || channels == 1 || channels == 3,
+               "decode_image: channels must be 0, 1 or 3, got ", channels);
   SDLORA_CHECK(!bytes.empty(), "empty image file ", name);
   if (is_jpeg(bytes)) {
     check_jpeg_complete(bytes, name);
@@ -71,13 +74,14 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, i
   }
   SDLORA_CHECK(bytes.size() <= 0x7fffffffu, "image file too large: ", name);
   int w = 0, h = 0, file_channels = 0;
-  SDLORA_CHECK(stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &file_channels),
-               "corrupt image ", name, ": ", stbi_failure_reason());
+  SDLORA_CHECK(
+      stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &file_channels),
+      "corrupt image ", name, ": ", stbi_failure_reason());
   int want = channels;
   if (want == 0) want = (file_channels == 1 || file_channels == 2) ? 1 : 3;
   int got_w = 0, got_h = 0, got_c = 0;
-  std::unique_ptr<stbi_uc, StbFree> px(
-      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &got_w, &got_h, &got_c, want));
+  std::unique_ptr<stbi_uc, StbFree> px(stbi_load_from_memory(
+      bytes.data(), static_cast<int>(bytes.size()), &got_w, &got_h, &got_c, want));
   SDLORA_CHECK(px != nullptr, "corrupt image ", name, ": ", stbi_failure_reason());
   Image img(got_h, got_w, want);
   std::memcpy(img.pixels.data(), px.get(), img.bytes());
@@ -92,7 +96,8 @@ bool is_image_file_name(const std::string& name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string::npos) return false;
   std::string ext = name.substr(dot + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char ch) { return std::tolower(ch); });
   return ext == "jpg" || ext == "jpeg" || ext == "png";
 }
 
