@@ -1,16 +1,11 @@
 // Creation kernels on CUDA: fill, arange, casts between any dtypes, Philox uniform and normal
-// draws (the formulas of tensor/backend.h, so the CPU and CUDA draw the same numbers).
+// draws (the formulas of tensor/backend.h, so the CPU and CUDA draw the same numbers). Also
+// defines cuda_backend(), the one CudaBackend instance.
 #include "tensor/cuda/backend.h"
 #include "tensor/cuda/kernel_util.cuh"
 #include "tensor/random.h"
 
 namespace sdlora {
-
-Backend& cuda_backend() {
-  static cuda::CudaBackend backend;
-  return backend;
-}
-
 namespace cuda {
 namespace {
 
@@ -74,8 +69,6 @@ __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
   }
 }
 
-
-
 }  // namespace
 
 void CudaBackend::fill(Tensor& out, double value) {
@@ -108,8 +101,8 @@ void CudaBackend::cast(const Tensor& x, Tensor& out) {
   cudaStream_t s = stream_for(out);
   if (x.dtype() == out.dtype()) {
     if (x.raw_data() != out.raw_data())
-      SDLORA_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), x.raw_data(), x.nbytes(),
-                                        cudaMemcpyDeviceToDevice, s));
+      SDLORA_CUDA_CHECK(
+          cudaMemcpyAsync(out.raw_data(), x.raw_data(), x.nbytes(), cudaMemcpyDeviceToDevice, s));
     return;
   }
   const unsigned grid = grid_for(n, kThreads, out.device().index);
@@ -148,4 +141,11 @@ void CudaBackend::normal(Tensor& out, uint64_t seed, uint64_t offset, double mea
 }
 
 }  // namespace cuda
+
+// The one CUDA backend; its kernels queue on each device's compute stream.
+Backend& cuda_backend() {
+  static cuda::CudaBackend backend;
+  return backend;
+}
+
 }  // namespace sdlora

@@ -193,11 +193,11 @@ void launch_binary(const Tensor& a, const Tensor& b, const BroadcastPlan& plan, 
   // uint32 indexing needs every index below 2^32, including i + grid stride.
   const int64_t limit = int64_t{1} << 31;
   if (plan.numel < limit && static_cast<int64_t>(grid) * kThreads < limit) {
-    broadcast_kernel<T, uint32_t><<<grid, kThreads, 0, s>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out),
-                                                            plan, f);
+    broadcast_kernel<T, uint32_t>
+        <<<grid, kThreads, 0, s>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), plan, f);
   } else {
-    broadcast_kernel<T, int64_t><<<grid, kThreads, 0, s>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out),
-                                                           plan, f);
+    broadcast_kernel<T, int64_t>
+        <<<grid, kThreads, 0, s>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), plan, f);
   }
   SDLORA_CUDA_CHECK_LAUNCH();
 }
@@ -209,12 +209,18 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out) {
   dispatch_float(x.dtype(), "unary op", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (op) {
-      case UnaryOp::kNeg: return launch_map<T>(x, out, NegF{});
-      case UnaryOp::kExp: return launch_map<T>(x, out, ExpF{});
-      case UnaryOp::kLog: return launch_map<T>(x, out, LogF{});
-      case UnaryOp::kSqrt: return launch_map<T>(x, out, SqrtF{});
-      case UnaryOp::kTanh: return launch_map<T>(x, out, TanhF{});
-      case UnaryOp::kGelu: return launch_map<T>(x, out, GeluF{});
+      case UnaryOp::kNeg:
+        return launch_map<T>(x, out, NegF{});
+      case UnaryOp::kExp:
+        return launch_map<T>(x, out, ExpF{});
+      case UnaryOp::kLog:
+        return launch_map<T>(x, out, LogF{});
+      case UnaryOp::kSqrt:
+        return launch_map<T>(x, out, SqrtF{});
+      case UnaryOp::kTanh:
+        return launch_map<T>(x, out, TanhF{});
+      case UnaryOp::kGelu:
+        return launch_map<T>(x, out, GeluF{});
     }
     SDLORA_THROW("unary: unknown op ", static_cast<int>(op));
   });
@@ -226,13 +232,20 @@ void CudaBackend::scalar(ScalarOp op, const Tensor& x, double s, Tensor& out) {
   dispatch_float(x.dtype(), "scalar op", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (op) {
-      case ScalarOp::kAdd: return launch_map<T>(x, out, AddS{v});
-      case ScalarOp::kSub: return launch_map<T>(x, out, SubS{v});
-      case ScalarOp::kRSub: return launch_map<T>(x, out, RSubS{v});
-      case ScalarOp::kMul: return launch_map<T>(x, out, MulS{v});
-      case ScalarOp::kDiv: return launch_map<T>(x, out, DivS{v});
-      case ScalarOp::kRDiv: return launch_map<T>(x, out, RDivS{v});
-      case ScalarOp::kPow: return launch_map<T>(x, out, PowS{v});
+      case ScalarOp::kAdd:
+        return launch_map<T>(x, out, AddS{v});
+      case ScalarOp::kSub:
+        return launch_map<T>(x, out, SubS{v});
+      case ScalarOp::kRSub:
+        return launch_map<T>(x, out, RSubS{v});
+      case ScalarOp::kMul:
+        return launch_map<T>(x, out, MulS{v});
+      case ScalarOp::kDiv:
+        return launch_map<T>(x, out, DivS{v});
+      case ScalarOp::kRDiv:
+        return launch_map<T>(x, out, RDivS{v});
+      case ScalarOp::kPow:
+        return launch_map<T>(x, out, PowS{v});
     }
     SDLORA_THROW("scalar: unknown op ", static_cast<int>(op));
   });
@@ -244,10 +257,14 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Br
   dispatch_float(a.dtype(), "binary op", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (op) {
-      case BinaryOp::kAdd: return launch_binary<T>(a, b, plan, out, AddF{});
-      case BinaryOp::kSub: return launch_binary<T>(a, b, plan, out, SubF{});
-      case BinaryOp::kMul: return launch_binary<T>(a, b, plan, out, MulF{});
-      case BinaryOp::kDiv: return launch_binary<T>(a, b, plan, out, DivF{});
+      case BinaryOp::kAdd:
+        return launch_binary<T>(a, b, plan, out, AddF{});
+      case BinaryOp::kSub:
+        return launch_binary<T>(a, b, plan, out, SubF{});
+      case BinaryOp::kMul:
+        return launch_binary<T>(a, b, plan, out, MulF{});
+      case BinaryOp::kDiv:
+        return launch_binary<T>(a, b, plan, out, DivF{});
     }
     SDLORA_THROW("binary: unknown op ", static_cast<int>(op));
   });

@@ -23,14 +23,14 @@ using bf16 = __nv_bfloat16;
 constexpr int kThreads = 256;  // default block size of the elementwise kernels
 constexpr int kWarp = 32;
 
-// Streaming multiprocessors of a device, queried once per device.
+// Streaming multiprocessors of a device, queried once per device (the first 64 devices).
 inline int sm_count(int device) {
   static std::array<std::atomic<int>, 64> cache{};
-  if (device < 0 || device >= static_cast<int>(cache.size())) return 108;
-  int n = cache[static_cast<size_t>(device)].load(std::memory_order_relaxed);
+  const bool cached = device >= 0 && device < static_cast<int>(cache.size());
+  int n = cached ? cache[static_cast<size_t>(device)].load(std::memory_order_relaxed) : 0;
   if (n == 0) {
     SDLORA_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    cache[static_cast<size_t>(device)].store(n, std::memory_order_relaxed);
+    if (cached) cache[static_cast<size_t>(device)].store(n, std::memory_order_relaxed);
   }
   return n;
 }
@@ -76,8 +76,12 @@ struct Tag {
 template <typename F>
 void dispatch_float(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::kFloat32: f(Tag<float>{}); return;
-    case DType::kBFloat16: f(Tag<bf16>{}); return;
+    case DType::kFloat32:
+      f(Tag<float>{});
+      return;
+    case DType::kBFloat16:
+      f(Tag<bf16>{});
+      return;
     default:
       SDLORA_THROW(op, ": CUDA float kernels take float32 or bfloat16, got ", dtype_name(dtype));
   }
@@ -87,12 +91,24 @@ void dispatch_float(DType dtype, const char* op, F&& f) {
 template <typename F>
 void dispatch_all(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::kFloat32: f(Tag<float>{}); return;
-    case DType::kBFloat16: f(Tag<bf16>{}); return;
-    case DType::kFloat64: f(Tag<double>{}); return;
-    case DType::kInt32: f(Tag<int32_t>{}); return;
-    case DType::kInt64: f(Tag<int64_t>{}); return;
-    case DType::kUInt8: f(Tag<uint8_t>{}); return;
+    case DType::kFloat32:
+      f(Tag<float>{});
+      return;
+    case DType::kBFloat16:
+      f(Tag<bf16>{});
+      return;
+    case DType::kFloat64:
+      f(Tag<double>{});
+      return;
+    case DType::kInt32:
+      f(Tag<int32_t>{});
+      return;
+    case DType::kInt64:
+      f(Tag<int64_t>{});
+      return;
+    case DType::kUInt8:
+      f(Tag<uint8_t>{});
+      return;
   }
   SDLORA_THROW("unknown dtype ", static_cast<int>(dtype));
 }
@@ -101,9 +117,14 @@ void dispatch_all(DType dtype, F&& f) {
 template <typename F>
 void dispatch_index(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::kInt32: f(Tag<int32_t>{}); return;
-    case DType::kInt64: f(Tag<int64_t>{}); return;
-    default: SDLORA_THROW(op, ": index tensors are int32 or int64, got ", dtype_name(dtype));
+    case DType::kInt32:
+      f(Tag<int32_t>{});
+      return;
+    case DType::kInt64:
+      f(Tag<int64_t>{});
+      return;
+    default:
+      SDLORA_THROW(op, ": index tensors are int32 or int64, got ", dtype_name(dtype));
   }
 }
 
@@ -111,11 +132,20 @@ void dispatch_index(DType dtype, const char* op, F&& f) {
 template <typename F>
 void dispatch_bytes(DType dtype, F&& f) {
   switch (dtype_size(dtype)) {
-    case 1: f(Tag<uint8_t>{}); return;
-    case 2: f(Tag<uint16_t>{}); return;
-    case 4: f(Tag<uint32_t>{}); return;
-    case 8: f(Tag<uint64_t>{}); return;
-    default: SDLORA_THROW("no CUDA layout kernel for elements of ", dtype_size(dtype), " bytes");
+    case 1:
+      f(Tag<uint8_t>{});
+      return;
+    case 2:
+      f(Tag<uint16_t>{});
+      return;
+    case 4:
+      f(Tag<uint32_t>{});
+      return;
+    case 8:
+      f(Tag<uint64_t>{});
+      return;
+    default:
+      SDLORA_THROW("no CUDA layout kernel for elements of ", dtype_size(dtype), " bytes");
   }
 }
 
@@ -204,8 +234,10 @@ __device__ __forceinline__ V block_reduce(V v, Op op, V identity) {
 // A reduction over the threads that share a row: one warp (kWarpRow) or the whole block.
 template <bool kWarpRow, typename V, typename Op>
 __device__ __forceinline__ V row_reduce(V v, Op op, V identity) {
-  if constexpr (kWarpRow) return warp_reduce(v, op);
-  else return block_reduce(v, op, identity);
+  if constexpr (kWarpRow)
+    return warp_reduce(v, op);
+  else
+    return block_reduce(v, op, identity);
 }
 
 // Row kernels run with either a warp per row (short rows) or a block per row (long rows).

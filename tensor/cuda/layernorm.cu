@@ -8,7 +8,8 @@
 namespace sdlora::cuda {
 namespace {
 
-// y = (x - mean) * rstd * w + b per row; mean, rstd (rows) float32.
+// Fuses the row statistics, the normalisation and the affine map: y = (x - mean) rstd w + b per
+// row; mean, rstd (rows) float32.
 template <bool kWarpRow, typename T, typename W>
 __global__ void layernorm_forward_kernel(const T* __restrict__ x, const W* __restrict__ w,
                                          const W* __restrict__ b, T* __restrict__ y,
@@ -37,8 +38,9 @@ __global__ void layernorm_forward_kernel(const T* __restrict__ x, const W* __res
   }
 }
 
-// Fused LayerNorm backward, per row: dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w,
-// xhat = (x - mean) rstd; and, per block, column sums of dy xhat (dw) and dy (db) over the rows
+// Fuses LayerNorm's dx with the first stage of dw and db, in one pass over x and dy.
+// Per row: dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w, xhat = (x - mean) rstd;
+// and, per block, column sums of dy xhat (dw) and dy (db) over the rows
 // the block visits, written to partial (gridDim.x, 2, cols). Thread t owns columns t + k
 // blockDim.x in every row, so its column accumulators need no synchronisation. They live in
 // shared memory when it fits (acc_in_shared), else in the block's slice of partial.
@@ -118,7 +120,9 @@ __global__ void layernorm_param_grad_kernel(const float* __restrict__ partial, i
   }
 }
 
-constexpr size_t kDefaultSharedBytes = 48 * 1024;
+// Dynamic shared memory a block may use without opting in: 48 KiB in all, less what the kernel's
+// block reduction declares statically.
+constexpr size_t kDynamicSharedBudget = 47 * 1024;
 
 }  // namespace
 
@@ -134,13 +138,13 @@ void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& w, const Tens
       using W = typename decltype(wtag)::type;
       launch_rows(rows, cols, y.device().index, [&](unsigned grid, int threads, bool warp_row) {
         if (warp_row)
-          layernorm_forward_kernel<true, T, W><<<grid, threads, 0, s>>>(
-              ptr<T>(x), ptr<W>(w), ptr<W>(b), ptr<T>(y), ptr<float>(mean), ptr<float>(rstd), rows,
-              cols, feps);
+          layernorm_forward_kernel<true, T, W>
+              <<<grid, threads, 0, s>>>(ptr<T>(x), ptr<W>(w), ptr<W>(b), ptr<T>(y),
+                                        ptr<float>(mean), ptr<float>(rstd), rows, cols, feps);
         else
-          layernorm_forward_kernel<false, T, W><<<grid, threads, 0, s>>>(
-              ptr<T>(x), ptr<W>(w), ptr<W>(b), ptr<T>(y), ptr<float>(mean), ptr<float>(rstd), rows,
-              cols, feps);
+          layernorm_forward_kernel<false, T, W>
+              <<<grid, threads, 0, s>>>(ptr<T>(x), ptr<W>(w), ptr<W>(b), ptr<T>(y),
+                                        ptr<float>(mean), ptr<float>(rstd), rows, cols, feps);
       });
     });
   });
@@ -163,7 +167,7 @@ void CudaBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Te
   const int64_t max_blocks = static_cast<int64_t>(sm_count(device)) * 8;
   const int64_t blocks = rows < max_blocks ? rows : max_blocks;
   const size_t acc_bytes = 2 * static_cast<size_t>(cols) * sizeof(float);
-  const bool acc_in_shared = acc_bytes <= kDefaultSharedBytes;
+  const bool acc_in_shared = acc_bytes <= kDynamicSharedBudget;
   // Column partials from the caching pool; stream order protects the block after release.
   Tensor partial = Tensor::empty({blocks, 2, cols}, DType::kFloat32, dx.device());
   dispatch_float(x.dtype(), "layernorm_backward", [&](auto xtag) {
@@ -177,8 +181,8 @@ void CudaBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Te
       SDLORA_CUDA_CHECK_LAUNCH();
       const dim3 block(kWarp, kWarp);
       const unsigned grid = static_cast<unsigned>((cols + kWarp - 1) / kWarp);
-      layernorm_param_grad_kernel<W><<<grid, block, 0, s>>>(ptr<float>(partial), blocks, cols,
-                                                            ptr<W>(dw), ptr<W>(db));
+      layernorm_param_grad_kernel<W>
+          <<<grid, block, 0, s>>>(ptr<float>(partial), blocks, cols, ptr<W>(dw), ptr<W>(db));
       SDLORA_CUDA_CHECK_LAUNCH();
     });
   });

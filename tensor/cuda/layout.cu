@@ -150,8 +150,8 @@ void CudaBackend::permute(const Tensor& x, const std::vector<int64_t>& perm, Ten
 
   // A batched 2-D transpose: out (B, C, R) from x (B, R, C), i.e. strides (R C, 1, C).
   const bool transpose2d = md == 2 && stride[1] == shape[0] && stride[0] == 1;
-  const bool transpose3d = md == 3 && stride[1] == 1 && stride[2] == shape[1] &&
-                           stride[0] == shape[1] * shape[2];
+  const bool transpose3d =
+      md == 3 && stride[1] == 1 && stride[2] == shape[1] && stride[0] == shape[1] * shape[2];
   if (transpose2d || transpose3d) {
     const int64_t batch = transpose3d ? shape[0] : 1;
     const int64_t cols = shape[md - 2], rows = shape[md - 1];  // of x
@@ -193,17 +193,16 @@ void CudaBackend::copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t
   set_device(device);
   cudaStream_t s = stream(device);
   if (dst_pitch == row_bytes && src_pitch == row_bytes) {  // one contiguous block
-    SDLORA_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(row_bytes * rows),
-                                      cudaMemcpyDefault, s));
+    SDLORA_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, static_cast<size_t>(row_bytes * rows), cudaMemcpyDefault, s));
     return;
   }
   int max_pitch = 0;
   SDLORA_CUDA_CHECK(cudaDeviceGetAttribute(&max_pitch, cudaDevAttrMaxPitch, device));
   if (dst_pitch <= max_pitch && src_pitch <= max_pitch) {
-    SDLORA_CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(dst_pitch), src,
-                                        static_cast<size_t>(src_pitch),
-                                        static_cast<size_t>(row_bytes), static_cast<size_t>(rows),
-                                        cudaMemcpyDefault, s));
+    SDLORA_CUDA_CHECK(cudaMemcpy2DAsync(
+        dst, static_cast<size_t>(dst_pitch), src, static_cast<size_t>(src_pitch),
+        static_cast<size_t>(row_bytes), static_cast<size_t>(rows), cudaMemcpyDefault, s));
     return;
   }
   // Pitches beyond what the 2-D copy accepts (rows of over 2 GiB): one copy per row.

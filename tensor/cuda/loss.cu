@@ -8,18 +8,23 @@
 namespace sdlora::cuda {
 namespace {
 
-// row_loss[b] = log(sum_c exp(x[b, c] - m)) - (x[b, label] - m), m the row maximum.
+// Fuses log-softmax and the label pick: row_loss[b] = log(sum_c exp(x[b, c] - m)) - (x[b, label]
+// - m), m the row maximum.
 template <bool kWarpRow, typename T, typename L>
-__global__ void cross_entropy_rows_kernel(const T* __restrict__ logits, const L* __restrict__ labels,
-                                          float* __restrict__ row_loss, int64_t rows, int64_t cols) {
+__global__ void cross_entropy_rows_kernel(const T* __restrict__ logits,
+                                          const L* __restrict__ labels,
+                                          float* __restrict__ row_loss, int64_t rows,
+                                          int64_t cols) {
   const RowLayout<kWarpRow> row_layout;
   for (int64_t row = row_layout.first_row; row < rows; row += row_layout.row_step) {
     const T* xr = logits + row * cols;
     float m = -INFINITY;
-    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width) m = MaxOp{}(m, to_float(xr[j]));
+    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width)
+      m = MaxOp{}(m, to_float(xr[j]));
     m = row_reduce<kWarpRow>(m, MaxOp{}, -INFINITY);
     float sum = 0.0f;
-    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width) sum += expf(to_float(xr[j]) - m);
+    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width)
+      sum += expf(to_float(xr[j]) - m);
     sum = row_reduce<kWarpRow>(sum, SumOp{}, 0.0f);
     if (row_layout.lane == 0) {
       const int64_t label = static_cast<int64_t>(labels[row]);
@@ -30,13 +35,15 @@ __global__ void cross_entropy_rows_kernel(const T* __restrict__ logits, const L*
 
 // loss = mean of row_loss, one block of kMeanThreads, a fixed summation order.
 constexpr int kMeanThreads = 1024;
-__global__ void mean_kernel(const float* __restrict__ row_loss, int64_t rows, float* __restrict__ loss) {
+__global__ void mean_kernel(const float* __restrict__ row_loss, int64_t rows,
+                            float* __restrict__ loss) {
   float sum = 0.0f;
   for (int64_t i = threadIdx.x; i < rows; i += blockDim.x) sum += row_loss[i];
   sum = block_reduce(sum, SumOp{}, 0.0f);
   if (threadIdx.x == 0) *loss = sum / static_cast<float>(rows);
 }
 
+// Fuses softmax, the one-hot subtraction and the dloss / B scale:
 // dlogits[b, c] = (softmax(x[b])[c] - [c == label]) * dloss / B, with dloss read on the device.
 template <bool kWarpRow, typename T, typename L>
 __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits,
@@ -49,10 +56,12 @@ __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits,
     const T* xr = logits + row * cols;
     T* dr = dlogits + row * cols;
     float m = -INFINITY;
-    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width) m = MaxOp{}(m, to_float(xr[j]));
+    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width)
+      m = MaxOp{}(m, to_float(xr[j]));
     m = row_reduce<kWarpRow>(m, MaxOp{}, -INFINITY);
     float sum = 0.0f;
-    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width) sum += expf(to_float(xr[j]) - m);
+    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width)
+      sum += expf(to_float(xr[j]) - m);
     sum = row_reduce<kWarpRow>(sum, SumOp{}, 0.0f);
     const float inv = 1.0f / sum;
     const int64_t label = static_cast<int64_t>(labels[row]);

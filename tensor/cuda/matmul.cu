@@ -16,12 +16,14 @@ namespace sdlora::cuda {
 // which cuBLAS transposes. Likewise A: stored (m, k) -> ld k, or (k, m) when trans_a -> ld m.
 // The result lands in C's memory as the row-major m x n product with no copies.
 void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) {
-  SDLORA_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(), "gemm: dtypes differ: ",
-               a.describe(), ", ", b.describe(), ", ", c.describe());
+  SDLORA_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(),
+               "gemm: dtypes differ: ", a.describe(), ", ", b.describe(), ", ", c.describe());
   if (plan.m == 0 || plan.n == 0 || plan.batch == 0) return;
   if (plan.k == 0) {  // empty sum: C = beta C
-    if (plan.beta == 0.0f) fill(c, 0.0);
-    else scalar(ScalarOp::kMul, c, plan.beta, c);
+    if (plan.beta == 0.0f)
+      fill(c, 0.0);
+    else
+      scalar(ScalarOp::kMul, c, plan.beta, c);
     return;
   }
   cudaDataType_t type = CUDA_R_32F;
@@ -53,9 +55,9 @@ void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPl
                                         c.raw_data(), type, ld_c, compute, CUBLAS_GEMM_DEFAULT));
   } else {
     SDLORA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
-        handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha, b.raw_data(), type, ld_b,
-        plan.stride_b, a.raw_data(), type, ld_a, plan.stride_a, &beta, c.raw_data(), type, ld_c,
-        plan.stride_c, plan.batch, compute, CUBLAS_GEMM_DEFAULT));
+        handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha, b.raw_data(), type, ld_b, plan.stride_b,
+        a.raw_data(), type, ld_a, plan.stride_a, &beta, c.raw_data(), type, ld_c, plan.stride_c,
+        plan.batch, compute, CUBLAS_GEMM_DEFAULT));
   }
 }
 

@@ -34,8 +34,8 @@ __global__ void patchify_kernel(const E* __restrict__ x, E* __restrict__ out, in
 
 // The adjoint: out[b, c, h, w] = patches[b, n, (c, h % p, w % p)], n = (h / p)(W/p) + w / p.
 template <typename E, typename Index>
-__global__ void unpatchify_kernel(const E* __restrict__ patches, E* __restrict__ out,
-                                  int64_t numel, PatchGeometry g) {
+__global__ void unpatchify_kernel(const E* __restrict__ patches, E* __restrict__ out, int64_t numel,
+                                  PatchGeometry g) {
   const Index p = static_cast<Index>(g.p), pp = p * p;
   const Index cpp = static_cast<Index>(g.C) * pp;
   const Index gw = static_cast<Index>(g.W) / p;
@@ -65,11 +65,15 @@ void launch_patch(const Tensor& in, Tensor& out, const PatchGeometry& g) {
   dispatch_bytes(in.dtype(), [&](auto tag) {
     using E = typename decltype(tag)::type;
     if constexpr (kForward) {
-      if (small) patchify_kernel<E, uint32_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
-      else patchify_kernel<E, int64_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
+      if (small)
+        patchify_kernel<E, uint32_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
+      else
+        patchify_kernel<E, int64_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
     } else {
-      if (small) unpatchify_kernel<E, uint32_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
-      else unpatchify_kernel<E, int64_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
+      if (small)
+        unpatchify_kernel<E, uint32_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
+      else
+        unpatchify_kernel<E, int64_t><<<grid, kThreads, 0, s>>>(ptr<E>(in), ptr<E>(out), numel, g);
     }
   });
   SDLORA_CUDA_CHECK_LAUNCH();

@@ -48,7 +48,7 @@ struct ArgmaxR {
   }
   template <typename O>
   __device__ static O finish(Acc a, float) {
-    return a.i == INT64_MAX ? 0 : a.i;  // only an all-identity row (never: n > 0) gives INT64_MAX
+    return static_cast<O>(a.i);
   }
 };
 
@@ -183,11 +183,11 @@ void run_reduce(const Tensor& x, const AxisPlan& plan, Tensor& out, float diviso
 
   auto launch = [&](auto sink) {
     if (plan.inner == 1)
-      reduce_rows_kernel<T, R><<<grid, block, 0, s>>>(ptr<T>(x), plan.outer, plan.n, chunk_len,
-                                                      sink);
+      reduce_rows_kernel<T, R>
+          <<<grid, block, 0, s>>>(ptr<T>(x), plan.outer, plan.n, chunk_len, sink);
     else
-      reduce_strided_kernel<T, R><<<grid, block, 0, s>>>(ptr<T>(x), plan.outer, plan.n,
-                                                         plan.inner, chunk_len, sink);
+      reduce_strided_kernel<T, R>
+          <<<grid, block, 0, s>>>(ptr<T>(x), plan.outer, plan.n, plan.inner, chunk_len, sink);
     SDLORA_CUDA_CHECK_LAUNCH();
   };
 
@@ -197,13 +197,14 @@ void run_reduce(const Tensor& x, const AxisPlan& plan, Tensor& out, float diviso
   }
   // Two passes through a scratch buffer from the caching pool; freeing it here is safe, since
   // the next user of the block queues its work behind these kernels on the same stream.
-  Tensor scratch = Tensor::empty({rows * chunks * static_cast<int64_t>(sizeof(Acc))},
-                                 DType::kUInt8, out.device());
+  Tensor scratch = Tensor::empty({rows * chunks * static_cast<int64_t>(sizeof(Acc))}, DType::kUInt8,
+                                 out.device());
   Acc* partial = ptr<Acc>(scratch);
   launch(PartialOut<R>{partial, chunks});
   const int threads = row_threads(chunks, 4, 256);
-  reduce_partials_kernel<R, O><<<static_cast<unsigned>(rows < grid_cap ? rows : grid_cap), threads,
-                                 0, s>>>(partial, rows, chunks, final_out);
+  reduce_partials_kernel<R, O>
+      <<<static_cast<unsigned>(rows < grid_cap ? rows : grid_cap), threads, 0, s>>>(
+          partial, rows, chunks, final_out);
   SDLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -218,11 +219,14 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const AxisPlan& plan, Ten
   dispatch_float(x.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (op) {
-      case ReduceOp::kSum: return run_reduce<T, SumR, T>(x, plan, out, 1.0f);
+      case ReduceOp::kSum:
+        return run_reduce<T, SumR, T>(x, plan, out, 1.0f);
       case ReduceOp::kMean:
         return run_reduce<T, SumR, T>(x, plan, out, static_cast<float>(plan.n));
-      case ReduceOp::kMax: return run_reduce<T, MaxR, T>(x, plan, out, 1.0f);
-      case ReduceOp::kArgmax: return run_reduce<T, ArgmaxR, int64_t>(x, plan, out, 1.0f);
+      case ReduceOp::kMax:
+        return run_reduce<T, MaxR, T>(x, plan, out, 1.0f);
+      case ReduceOp::kArgmax:
+        return run_reduce<T, ArgmaxR, int64_t>(x, plan, out, 1.0f);
     }
     SDLORA_THROW("reduce: unknown op ", static_cast<int>(op));
   });

@@ -16,10 +16,12 @@ __global__ void softmax_forward_kernel(const T* __restrict__ x, T* __restrict__ 
     const T* xr = x + row * cols;
     T* yr = y + row * cols;
     float m = -INFINITY;
-    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width) m = MaxOp{}(m, to_float(xr[j]));
+    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width)
+      m = MaxOp{}(m, to_float(xr[j]));
     m = row_reduce<kWarpRow>(m, MaxOp{}, -INFINITY);
     float sum = 0.0f;
-    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width) sum += expf(to_float(xr[j]) - m);
+    for (int64_t j = row_layout.lane; j < cols; j += row_layout.width)
+      sum += expf(to_float(xr[j]) - m);
     sum = row_reduce<kWarpRow>(sum, SumOp{}, 0.0f);
     if (log) {
       const float log_sum = logf(sum);
@@ -67,11 +69,11 @@ void CudaBackend::softmax(const Tensor& x, int64_t cols, bool log, Tensor& out) 
     using T = typename decltype(tag)::type;
     launch_rows(rows, cols, out.device().index, [&](unsigned grid, int threads, bool warp_row) {
       if (warp_row)
-        softmax_forward_kernel<true, T><<<grid, threads, 0, s>>>(ptr<T>(x), ptr<T>(out), rows,
-                                                                 cols, log);
+        softmax_forward_kernel<true, T>
+            <<<grid, threads, 0, s>>>(ptr<T>(x), ptr<T>(out), rows, cols, log);
       else
-        softmax_forward_kernel<false, T><<<grid, threads, 0, s>>>(ptr<T>(x), ptr<T>(out), rows,
-                                                                  cols, log);
+        softmax_forward_kernel<false, T>
+            <<<grid, threads, 0, s>>>(ptr<T>(x), ptr<T>(out), rows, cols, log);
     });
   });
   SDLORA_CUDA_CHECK_LAUNCH();
@@ -86,11 +88,11 @@ void CudaBackend::softmax_backward(const Tensor& y, const Tensor& dy, int64_t co
     using T = typename decltype(tag)::type;
     launch_rows(rows, cols, dx.device().index, [&](unsigned grid, int threads, bool warp_row) {
       if (warp_row)
-        softmax_backward_kernel<true, T><<<grid, threads, 0, s>>>(ptr<T>(y), ptr<T>(dy),
-                                                                  ptr<T>(dx), rows, cols, log);
+        softmax_backward_kernel<true, T>
+            <<<grid, threads, 0, s>>>(ptr<T>(y), ptr<T>(dy), ptr<T>(dx), rows, cols, log);
       else
-        softmax_backward_kernel<false, T><<<grid, threads, 0, s>>>(ptr<T>(y), ptr<T>(dy),
-                                                                   ptr<T>(dx), rows, cols, log);
+        softmax_backward_kernel<false, T>
+            <<<grid, threads, 0, s>>>(ptr<T>(y), ptr<T>(dy), ptr<T>(dx), rows, cols, log);
     });
   });
   SDLORA_CUDA_CHECK_LAUNCH();

@@ -31,8 +31,8 @@ inline Pair pair_of(const Tensor& cpu) { return {cpu, cpu.to(gpu())}; }
 inline ::testing::AssertionResult same_bits(const Tensor& got, const Tensor& want,
                                             const std::string& name) {
   if (got.shape() != want.shape() || got.dtype() != want.dtype())
-    return ::testing::AssertionFailure() << name << ": got " << got.describe() << ", expected "
-                                         << want.describe();
+    return ::testing::AssertionFailure()
+           << name << ": got " << got.describe() << ", expected " << want.describe();
   const Tensor g = got.to(Device::cpu()), w = want.to(Device::cpu());
   const size_t es = dtype_size(g.dtype());
   const auto* gp = static_cast<const unsigned char*>(g.raw_data());

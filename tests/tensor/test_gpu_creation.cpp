@@ -39,10 +39,10 @@ TEST(GpuCreation, ArangeMatchesCpu) {
     double start, end, step;
     DType dtype;
   };
-  const Case cases[] = {{0, 1, 1, DType::kInt64},          {0, 1000, 3, DType::kInt64},
-                        {-5.5, 7, 0.25, DType::kFloat32},  {10, -10, -0.7, DType::kFloat32},
-                        {0, 300, 1, DType::kBFloat16},     {0, 100000, 7, DType::kInt32},
-                        {0, 256, 1, DType::kUInt8},        {0, 0, 1, DType::kFloat32}};
+  const Case cases[] = {{0, 1, 1, DType::kInt64},         {0, 1000, 3, DType::kInt64},
+                        {-5.5, 7, 0.25, DType::kFloat32}, {10, -10, -0.7, DType::kFloat32},
+                        {0, 300, 1, DType::kBFloat16},    {0, 100000, 7, DType::kInt32},
+                        {0, 256, 1, DType::kUInt8},       {0, 0, 1, DType::kFloat32}};
   for (const Case& c : cases) {
     const Tensor want = arange(c.start, c.end, c.step, c.dtype, Device::cpu());
     const Tensor got = arange(c.start, c.end, c.step, c.dtype, gpu());
@@ -53,9 +53,9 @@ TEST(GpuCreation, ArangeMatchesCpu) {
 TEST(GpuCreation, CastEveryPairMatchesCpu) {
   SDLORA_REQUIRE_GPU();
   // Values that exercise rounding to bfloat16, truncation toward zero and the uint8 wrap.
-  const std::vector<double> values = {-300.75, -3.7, -1.0, -0.5, 0.0,    0.49,  0.5,
-                                      1.0,     2.5,  3.999, 127.9, 255.0, 1000.25, 65537.0,
-                                      1.0 / 3, 1e-3, -1e-3, 12345.678};
+  const std::vector<double> values = {-300.75, -3.7,    -1.0,    -0.5,  0.0,   0.49,
+                                      0.5,     1.0,     2.5,     3.999, 127.9, 255.0,
+                                      1000.25, 65537.0, 1.0 / 3, 1e-3,  -1e-3, 12345.678};
   const Tensor base = Tensor::from_vector<double>(values, {static_cast<int64_t>(values.size())});
   for (DType from : kAllDTypes) {
     if (from == DType::kFloat64) continue;  // float64 runs on the CPU only
@@ -65,8 +65,8 @@ TEST(GpuCreation, CastEveryPairMatchesCpu) {
       if (to == DType::kFloat64) continue;
       const Tensor want = cast(src_cpu, to);
       const Tensor got = cast(src_gpu, to);
-      EXPECT_TRUE(same_bits(got, want,
-                            std::string("cast ") + dtype_name(from) + " -> " + dtype_name(to)));
+      EXPECT_TRUE(
+          same_bits(got, want, std::string("cast ") + dtype_name(from) + " -> " + dtype_name(to)));
     }
   }
 }
@@ -75,7 +75,8 @@ TEST(GpuCreation, CastLargeTensor) {
   SDLORA_REQUIRE_GPU();
   const Pair x = random_pair({1000, 1003}, 11, DType::kFloat32, -1000.0, 1000.0);
   for (DType to : {DType::kBFloat16, DType::kInt32, DType::kInt64, DType::kUInt8}) {
-    EXPECT_TRUE(same_bits(cast(x.gpu, to), cast(x.cpu, to), std::string("cast to ") + dtype_name(to)));
+    EXPECT_TRUE(
+        same_bits(cast(x.gpu, to), cast(x.cpu, to), std::string("cast to ") + dtype_name(to)));
     EXPECT_TRUE(same_bits(cast(cast(x.gpu, to), DType::kFloat32),
                           cast(cast(x.cpu, to), DType::kFloat32), "cast back"));
   }
@@ -90,8 +91,8 @@ TEST(GpuRandom, UniformIsBitIdenticalToCpu) {
         Tensor got = Tensor::empty({n}, dtype, gpu());
         uniform_(want, 1234567890123ull, offset, -2.0, 3.0);
         uniform_(got, 1234567890123ull, offset, -2.0, 3.0);
-        EXPECT_TRUE(same_bits(got, want, std::string("uniform ") + dtype_name(dtype) + " n=" +
-                                             std::to_string(n)));
+        EXPECT_TRUE(same_bits(
+            got, want, std::string("uniform ") + dtype_name(dtype) + " n=" + std::to_string(n)));
       }
     }
   }

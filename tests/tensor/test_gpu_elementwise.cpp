@@ -35,8 +35,9 @@ TEST(GpuElementwise, UnaryMatchesCpu) {
       for (const Shape& shape : kShapes) {
         const Pair x = random_pair(shape, seed++, dtype, c.lo, c.hi);
         const Tolerance tol = elementwise_tol(dtype);
-        EXPECT_TRUE(all_close(c.f(x.gpu), c.f(x.cpu), tol.rtol, tol.atol,
-                              std::string(c.name) + " " + dtype_name(dtype) + " " + shape_str(shape)));
+        EXPECT_TRUE(
+            all_close(c.f(x.gpu), c.f(x.cpu), tol.rtol, tol.atol,
+                      std::string(c.name) + " " + dtype_name(dtype) + " " + shape_str(shape)));
       }
 }
 
@@ -73,23 +74,24 @@ TEST(GpuElementwise, ScalarOpsMatchCpu) {
       for (const Shape& shape : kShapes) {
         const Pair x = random_pair(shape, seed++, dtype, 0.1, 4.0);  // positive: pow and rdiv
         const Tolerance tol = elementwise_tol(dtype);
-        EXPECT_TRUE(all_close(f(x.gpu), f(x.cpu), tol.rtol, tol.atol,
-                              std::string(name) + " " + dtype_name(dtype) + " " + shape_str(shape)));
+        EXPECT_TRUE(
+            all_close(f(x.gpu), f(x.cpu), tol.rtol, tol.atol,
+                      std::string(name) + " " + dtype_name(dtype) + " " + shape_str(shape)));
       }
 }
 
 TEST(GpuElementwise, BroadcastBinaryMatchesCpu) {
   SDLORA_REQUIRE_GPU();
   const std::pair<Shape, Shape> patterns[] = {
-      {{197, 768}, {197, 768}},      // same shape
-      {{197, 768}, {768}},           // bias over rows
-      {{2, 197, 768}, {1, 197, 768}},  // shared over the batch
-      {{128, 1, 64}, {1, 197, 64}},  // both sides broadcast
-      {{3, 1}, {1, 5}},              // outer product
-      {{3, 5}, {1}},                 // one element
-      {{3, 5}, {}},                  // a 0-d tensor
-      {{}, {4, 1, 3}},               // 0-d on the left
-      {{2, 3, 4, 5}, {3, 1, 5}},     // a middle dim broadcast
+      {{197, 768}, {197, 768}},            // same shape
+      {{197, 768}, {768}},                 // bias over rows
+      {{2, 197, 768}, {1, 197, 768}},      // shared over the batch
+      {{128, 1, 64}, {1, 197, 64}},        // both sides broadcast
+      {{3, 1}, {1, 5}},                    // outer product
+      {{3, 5}, {1}},                       // one element
+      {{3, 5}, {}},                        // a 0-d tensor
+      {{}, {4, 1, 3}},                     // 0-d on the left
+      {{2, 3, 4, 5}, {3, 1, 5}},           // a middle dim broadcast
       {{5, 1, 7, 1, 3}, {1, 6, 1, 2, 1}},  // alternating
       {{1}, {1}},
       {{1, 1, 1}, {1}},
@@ -108,10 +110,11 @@ TEST(GpuElementwise, BroadcastBinaryMatchesCpu) {
         const Pair a = random_pair(sa, seed++, dtype, -2, 2);
         const Pair b = random_pair(sb, seed++, dtype, 0.5, 2);  // away from 0 for div
         const Tolerance tol = elementwise_tol(dtype);
-        const std::string what = std::string(name) + " " + dtype_name(dtype) + " " +
-                                 shape_str(sa) + " with " + shape_str(sb);
+        const std::string what = std::string(name) + " " + dtype_name(dtype) + " " + shape_str(sa) +
+                                 " with " + shape_str(sb);
         EXPECT_TRUE(all_close(f(a.gpu, b.gpu), f(a.cpu, b.cpu), tol.rtol, tol.atol, what));
-        EXPECT_TRUE(all_close(f(b.gpu, a.gpu), f(b.cpu, a.cpu), tol.rtol, tol.atol, what + " (swapped)"));
+        EXPECT_TRUE(
+            all_close(f(b.gpu, a.gpu), f(b.cpu, a.cpu), tol.rtol, tol.atol, what + " (swapped)"));
       }
 }
 
@@ -123,9 +126,9 @@ TEST(GpuElementwise, GeluBackwardMatchesCpu) {
       const Pair x = random_pair(shape, seed++, dtype, -6, 6);
       const Pair dy = random_pair(shape, seed++, dtype, -1, 1);
       const Tolerance tol = elementwise_tol(dtype);
-      EXPECT_TRUE(all_close(gelu_backward(x.gpu, dy.gpu), gelu_backward(x.cpu, dy.cpu), tol.rtol,
-                            tol.atol, std::string("gelu_backward ") + dtype_name(dtype) + " " +
-                                          shape_str(shape)));
+      EXPECT_TRUE(
+          all_close(gelu_backward(x.gpu, dy.gpu), gelu_backward(x.cpu, dy.cpu), tol.rtol, tol.atol,
+                    std::string("gelu_backward ") + dtype_name(dtype) + " " + shape_str(shape)));
     }
 }
 
@@ -142,7 +145,8 @@ TEST(GpuElementwise, InPlaceOpsMatchCpu) {
     const Pair full = random_pair({197, 768}, 602, dtype);
     add_(ag, full.gpu);
     add_(ac, full.cpu);
-    EXPECT_TRUE(all_close(ag, ac, tol.rtol, tol.atol, std::string("add_ same shape ") + dtype_name(dtype)));
+    EXPECT_TRUE(
+        all_close(ag, ac, tol.rtol, tol.atol, std::string("add_ same shape ") + dtype_name(dtype)));
     mul_(ag, 1.75);
     mul_(ac, 1.75);
     EXPECT_TRUE(all_close(ag, ac, tol.rtol, tol.atol, std::string("mul_ ") + dtype_name(dtype)));

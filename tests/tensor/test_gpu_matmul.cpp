@@ -23,7 +23,7 @@ Shape batched(int64_t batch, Shape s) {
 Tolerance product_tol(DType dtype, int64_t k, bool tf32 = false) {
   const double s = std::sqrt(static_cast<double>(k));
   if (dtype == DType::kBFloat16) return {1e-2, 1e-3 * s};  // one bfloat16 rounding of the result
-  if (tf32) return {2e-3, 2e-3 * s};                         // 10-bit mantissa products
+  if (tf32) return {2e-3, 2e-3 * s};                       // 10-bit mantissa products
   return {1e-5, 5e-6 * s};
 }
 
@@ -37,7 +37,8 @@ struct Tf32Scope {
 struct Dims {
   int64_t m, k, n;
 };
-const Dims kDims[] = {{1, 1, 1}, {3, 5, 7}, {197, 768, 64}, {64, 33, 129}, {1, 300, 2}, {257, 1, 31}};
+const Dims kDims[] = {{1, 1, 1},     {3, 5, 7},   {197, 768, 64},
+                      {64, 33, 129}, {1, 300, 2}, {257, 1, 31}};
 
 TEST(GpuMatmul, FourTransposeCombinations) {
   SDLORA_REQUIRE_GPU();
@@ -53,8 +54,8 @@ TEST(GpuMatmul, FourTransposeCombinations) {
           const Tensor got = matmul(a.gpu, b.gpu, ta, tb);
           ASSERT_EQ(got.shape(), (Shape{d.m, d.n}));
           EXPECT_TRUE(all_close(got, matmul(a.cpu, b.cpu, ta, tb), tol.rtol, tol.atol,
-                                std::string("matmul ") + dtype_name(dtype) + " m=" +
-                                    std::to_string(d.m) + " k=" + std::to_string(d.k) +
+                                std::string("matmul ") + dtype_name(dtype) +
+                                    " m=" + std::to_string(d.m) + " k=" + std::to_string(d.k) +
                                     " n=" + std::to_string(d.n) + (ta ? " ta" : "") +
                                     (tb ? " tb" : "")));
         }
@@ -69,7 +70,8 @@ TEST(GpuMatmul, BatchedAndSharedOperands) {
       for (bool tb : {false, true}) {
         const int64_t B = 3, m = 197, k = 64, n = 45;
         const Tolerance tol = product_tol(dtype, k);
-        const std::string tag = std::string(dtype_name(dtype)) + (ta ? " ta" : "") + (tb ? " tb" : "");
+        const std::string tag =
+            std::string(dtype_name(dtype)) + (ta ? " ta" : "") + (tb ? " tb" : "");
         // Both batched (attention-like).
         const Pair a = random_pair(batched(B, stored(m, k, ta)), seed++, dtype);
         const Pair b = random_pair(batched(B, stored(k, n, tb)), seed++, dtype);
@@ -88,10 +90,12 @@ TEST(GpuMatmul, BatchedAndSharedOperands) {
   const Pair a = random_pair({2, 3, 17, 9}, 200);
   const Pair b = random_pair({2, 3, 9, 11}, 201);
   const Tolerance tol = product_tol(DType::kFloat32, 9);
-  EXPECT_TRUE(all_close(matmul(a.gpu, b.gpu), matmul(a.cpu, b.cpu), tol.rtol, tol.atol, "4-d batch"));
+  EXPECT_TRUE(
+      all_close(matmul(a.gpu, b.gpu), matmul(a.cpu, b.cpu), tol.rtol, tol.atol, "4-d batch"));
   const Pair a1 = random_pair({1, 5, 4}, 202);
   const Pair b1 = random_pair({1, 4, 6}, 203);
-  EXPECT_TRUE(all_close(matmul(a1.gpu, b1.gpu), matmul(a1.cpu, b1.cpu), tol.rtol, tol.atol, "batch 1"));
+  EXPECT_TRUE(
+      all_close(matmul(a1.gpu, b1.gpu), matmul(a1.cpu, b1.cpu), tol.rtol, tol.atol, "batch 1"));
 }
 
 TEST(GpuMatmul, AlphaBetaAccumulate) {

@@ -15,8 +15,8 @@ Tolerance nn_tol(DType dtype) {
   return dtype == DType::kBFloat16 ? Tolerance{1e-2, 2e-3} : Tolerance{2e-5, 2e-6};
 }
 
-const Shape kRowShapes[] = {{1, 1}, {3, 5}, {12, 197, 197}, {7, 1024}, {3, 1025}, {2, 5000},
-                            {4, 33}, {1, 70000}};
+const Shape kRowShapes[] = {{1, 1},    {3, 5},    {12, 197, 197}, {7, 1024},
+                            {3, 1025}, {2, 5000}, {4, 33},        {1, 70000}};
 
 TEST(GpuSoftmax, ForwardAndBackwardMatchCpu) {
   SDLORA_REQUIRE_GPU();
@@ -34,8 +34,10 @@ TEST(GpuSoftmax, ForwardAndBackwardMatchCpu) {
         // Backward from the same y and dy on both sides.
         const Pair y = pair_of(yc);
         const Pair dy = random_pair(shape, seed++, dtype, -1, 1);
-        const Tensor dxg = log ? log_softmax_backward(y.gpu, dy.gpu) : softmax_backward(y.gpu, dy.gpu);
-        const Tensor dxc = log ? log_softmax_backward(y.cpu, dy.cpu) : softmax_backward(y.cpu, dy.cpu);
+        const Tensor dxg =
+            log ? log_softmax_backward(y.gpu, dy.gpu) : softmax_backward(y.gpu, dy.gpu);
+        const Tensor dxc =
+            log ? log_softmax_backward(y.cpu, dy.cpu) : softmax_backward(y.cpu, dy.cpu);
         EXPECT_TRUE(all_close(dxg, dxc, tol.rtol, tol.atol, tag + " backward"));
       }
 }
@@ -44,7 +46,8 @@ TEST(GpuSoftmax, LargeLogitsStayFinite) {
   SDLORA_REQUIRE_GPU();
   const Pair x = random_pair({5, 300}, 40, DType::kFloat32, 1000, 1010);
   const Tolerance tol = nn_tol(DType::kFloat32);
-  EXPECT_TRUE(all_close(softmax(x.gpu), softmax(x.cpu), tol.rtol, tol.atol, "softmax of large logits"));
+  EXPECT_TRUE(
+      all_close(softmax(x.gpu), softmax(x.cpu), tol.rtol, tol.atol, "softmax of large logits"));
   EXPECT_TRUE(all_close(log_softmax(x.gpu), log_softmax(x.cpu), tol.rtol, tol.atol,
                         "log_softmax of large logits"));
 }
@@ -140,7 +143,8 @@ TEST(GpuCrossEntropy, LossAndBackwardWithDeviceDloss) {
         const Tensor dloss_c = Tensor::full({}, 0.7, DType::kFloat32, Device::cpu());
         const Tensor dg = cross_entropy_backward(logits.gpu, lab.gpu, dloss_g);
         const Tensor dc = cross_entropy_backward(logits.cpu, lab.cpu, dloss_c);
-        const Tolerance tol = dtype == DType::kBFloat16 ? Tolerance{1e-2, 1e-4} : Tolerance{1e-5, 1e-8};
+        const Tolerance tol =
+            dtype == DType::kBFloat16 ? Tolerance{1e-2, 1e-4} : Tolerance{1e-5, 1e-8};
         EXPECT_TRUE(all_close(dg, dc, tol.rtol, tol.atol, tag + " dlogits"));
       }
 }
@@ -163,10 +167,13 @@ TEST(GpuCrossEntropy, LabelOutOfRangeGivesNaNNotACrash) {
   const Tensor labels = Tensor::from_vector<int64_t>({0, 4, -1}, {3}, gpu());
   const Tensor loss = cross_entropy(logits, labels);
   EXPECT_TRUE(std::isnan(loss.item()));
-  const Tensor d = cross_entropy_backward(logits, labels, Tensor::full({}, 1.0, DType::kFloat32, gpu()));
+  const Tensor d =
+      cross_entropy_backward(logits, labels, Tensor::full({}, 1.0, DType::kFloat32, gpu()));
   const std::vector<float> v = d.to_vector<float>();
-  for (int j = 0; j < 4; ++j) EXPECT_FALSE(std::isnan(v[static_cast<size_t>(j)])) << "row 0 is valid";
-  for (int j = 4; j < 12; ++j) EXPECT_TRUE(std::isnan(v[static_cast<size_t>(j)])) << "element " << j;
+  for (int j = 0; j < 4; ++j)
+    EXPECT_FALSE(std::isnan(v[static_cast<size_t>(j)])) << "row 0 is valid";
+  for (int j = 4; j < 12; ++j)
+    EXPECT_TRUE(std::isnan(v[static_cast<size_t>(j)])) << "element " << j;
   synchronize(gpu());  // the device is still healthy
 }
 

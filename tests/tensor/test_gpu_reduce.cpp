@@ -30,8 +30,9 @@ TEST(GpuReduce, EveryDimOfAwkwardShapes) {
     for (const Shape& shape : shapes) {
       const Pair x = random_pair(shape, seed++, dtype, -3, 3);
       for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d)
-        expect_reductions_match(x, d, std::string(dtype_name(dtype)) + " " + shape_str(shape) +
-                                          " dim " + std::to_string(d));
+        expect_reductions_match(
+            x, d,
+            std::string(dtype_name(dtype)) + " " + shape_str(shape) + " dim " + std::to_string(d));
       expect_reductions_match(x, -1, std::string(dtype_name(dtype)) + " dim -1");
     }
 }
@@ -44,7 +45,7 @@ TEST(GpuReduce, LongRowsAndFewColumns) {
     Shape shape;
     int64_t dim;
   };
-  const Case cases[] = {{{3, 200003}, 1}, {{200003, 3}, 0}, {{7, 70001, 3}, 1},
+  const Case cases[] = {{{3, 200003}, 1},    {{200003, 3}, 0},    {{7, 70001, 3}, 1},
                         {{2, 50000, 40}, 1}, {{1, 300000, 1}, 1}, {{100, 5000}, 0}};
   uint64_t seed = 50;
   for (const Case& c : cases) {
@@ -57,7 +58,8 @@ TEST(GpuReduce, LongRowsAndFewColumns) {
 TEST(GpuReduce, HugeSumsAgainstFloat64) {
   SDLORA_REQUIRE_GPU();
   for (int64_t n : {int64_t{5000000}, int64_t{25000003}}) {
-    const Tensor x = random_tensor({n}, 77 + static_cast<uint64_t>(n), -1, 1, DType::kFloat32, gpu());
+    const Tensor x =
+        random_tensor({n}, 77 + static_cast<uint64_t>(n), -1, 1, DType::kFloat32, gpu());
     const std::vector<float> v = x.to_vector<float>();
     double exact = 0.0, magnitude = 0.0;
     for (float f : v) {
@@ -66,7 +68,8 @@ TEST(GpuReduce, HugeSumsAgainstFloat64) {
     }
     const double got_sum = sum(x).item();
     EXPECT_NEAR(got_sum, exact, 1e-6 * magnitude) << "sum of " << n;
-    EXPECT_NEAR(mean(x).item(), exact / static_cast<double>(n), 1e-6 * magnitude / static_cast<double>(n))
+    EXPECT_NEAR(mean(x).item(), exact / static_cast<double>(n),
+                1e-6 * magnitude / static_cast<double>(n))
         << "mean of " << n;
     EXPECT_EQ(sum(x).shape(), Shape{});
   }
@@ -76,7 +79,8 @@ TEST(GpuReduce, ArgmaxTakesTheFirstMaximum) {
   SDLORA_REQUIRE_GPU();
   // Values from {0, 1, 2, 3}: many ties, which must resolve to the lowest index, also across
   // the chunks of the two-pass kernels.
-  for (const Shape& shape : {Shape{97, 1000}, Shape{4, 300001}, Shape{300001, 2}, Shape{5, 9, 33}}) {
+  for (const Shape& shape :
+       {Shape{97, 1000}, Shape{4, 300001}, Shape{300001, 2}, Shape{5, 9, 33}}) {
     const Tensor levels = cast(cast(random_tensor(shape, 9, 0, 4), DType::kInt32), DType::kFloat32);
     const Pair x = pair_of(levels);
     for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d)
