@@ -1,0 +1,655 @@
+// SD-LoRA: the per-projection component stacks, the qkv adapter that evaluates them as two
+// products, task boundaries, KD, merging and checkpoints.
+#include "nn/sdlora.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "autograd/functions.h"
+#include "nn/safetensors.h"
+#include "tensor/ops.h"
+
+namespace sdlora {
+
+// ---- modes and the rank schedule
+
+SDLoRAMode parse_sdlora_mode(const std::string& text) {
+  if (text == "paper") return SDLoRAMode::kPaper;
+  if (text == "official") return SDLoRAMode::kOfficial;
+  SDLORA_THROW("sdlora_mode must be \"paper\" or \"official\", got \"", text, "\"");
+}
+
+const char* sdlora_mode_name(SDLoRAMode mode) {
+  return mode == SDLoRAMode::kPaper ? "paper" : "official";
+}
+
+double sdlora_alpha_init(SDLoRAMode mode) { return mode == SDLoRAMode::kPaper ? 1.0 : 0.8; }
+
+void RankSchedule::validate() const {
+  SDLORA_CHECK(!steps.empty() && steps.front().first == 0,
+               "rank schedule: the first step must start at task 0");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    SDLORA_CHECK(steps[i].second > 0, "rank schedule: step ", i, " (first task ", steps[i].first,
+                 ") has rank ", steps[i].second, "; ranks must be positive");
+    SDLORA_CHECK(i == 0 || steps[i].first > steps[i - 1].first, "rank schedule: step ", i,
+                 " starts at task ", steps[i].first, ", not after the previous step's task ",
+                 steps[i - 1].first);
+  }
+}
+
+int64_t RankSchedule::rank_for(int64_t task) const {
+  validate();
+  SDLORA_CHECK(task >= 0, "rank schedule: task ", task, " is negative");
+  int64_t rank = steps.front().second;
+  for (const auto& [first, r] : steps)
+    if (first <= task) rank = r;
+  return rank;
+}
+
+// ---- host linear algebra for norms and the KD fit (r x r matrices, in double)
+
+namespace {
+
+struct HostMatrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<double> v;
+  double at(int64_t i, int64_t j) const { return v[static_cast<size_t>(i * cols + j)]; }
+};
+
+HostMatrix host_matrix(const Tensor& t) {
+  HostMatrix m;
+  m.rows = t.size(0);
+  m.cols = t.size(1);
+  m.v = cast(t.to(Device::cpu()), DType::kFloat64).to_vector<double>();
+  return m;
+}
+
+// <U_i D_i, U_j D_j>_F = sum((U_i^T U_j) o (D_i D_j^T)): two r x r products, never U D itself.
+double product_inner(const HostMatrix& ui, const HostMatrix& di, const HostMatrix& uj,
+                     const HostMatrix& dj) {
+  double total = 0.0;
+  for (int64_t a = 0; a < ui.cols; ++a)
+    for (int64_t b = 0; b < uj.cols; ++b) {
+      double uu = 0.0, dd = 0.0;
+      for (int64_t r = 0; r < ui.rows; ++r) uu += ui.at(r, a) * uj.at(r, b);
+      for (int64_t c = 0; c < di.cols; ++c) dd += di.at(a, c) * dj.at(b, c);
+      total += uu * dd;
+    }
+  return total;
+}
+
+double frobenius(const HostMatrix& m) {
+  double s = 0.0;
+  for (double x : m.v) s += x * x;
+  return std::sqrt(s);
+}
+
+// Solves G c = g for a symmetric positive semi-definite G (n x n, row-major) through its
+// eigen-decomposition (cyclic Jacobi rotations), dropping eigenvalues below 1e-9 of the largest:
+// the minimum-norm least-squares solution, well defined when directions are (nearly) dependent.
+std::vector<double> solve_psd(std::vector<double> a, const std::vector<double>& g, int64_t n) {
+  auto A = [&](int64_t i, int64_t j) -> double& { return a[static_cast<size_t>(i * n + j)]; };
+  std::vector<double> vec(static_cast<size_t>(n * n), 0.0);
+  auto V = [&](int64_t i, int64_t j) -> double& { return vec[static_cast<size_t>(i * n + j)]; };
+  for (int64_t i = 0; i < n; ++i) V(i, i) = 1.0;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0.0, diag = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) (i == j ? diag : off) += A(i, j) * A(i, j);
+    if (off <= 1e-30 * std::max(diag, 1e-300)) break;
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t q = p + 1; q < n; ++q) {
+        if (A(p, q) == 0.0) continue;
+        // Rotation J (c at pp and qq, s at pq, -s at qp) zeroing A(p, q) in J^T A J.
+        const double theta = (A(q, q) - A(p, p)) / (2.0 * A(p, q));
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
+        const double c = 1.0 / std::sqrt(t * t + 1.0), s = t * c;
+        for (int64_t k = 0; k < n; ++k) {
+          const double kp = A(k, p), kq = A(k, q);
+          A(k, p) = c * kp - s * kq;
+          A(k, q) = s * kp + c * kq;
+        }
+        for (int64_t k = 0; k < n; ++k) {
+          const double pk = A(p, k), qk = A(q, k);
+          A(p, k) = c * pk - s * qk;
+          A(q, k) = s * pk + c * qk;
+        }
+        for (int64_t k = 0; k < n; ++k) {
+          const double kp = V(k, p), kq = V(k, q);
+          V(k, p) = c * kp - s * kq;
+          V(k, q) = s * kp + c * kq;
+        }
+      }
+  }
+  double top = 0.0;
+  for (int64_t i = 0; i < n; ++i) top = std::max(top, A(i, i));
+  std::vector<double> c(static_cast<size_t>(n), 0.0);
+  for (int64_t e = 0; e < n; ++e) {
+    const double lambda = A(e, e);
+    if (!(lambda > 1e-9 * top)) continue;
+    double proj = 0.0;
+    for (int64_t i = 0; i < n; ++i) proj += V(i, e) * g[static_cast<size_t>(i)];
+    for (int64_t i = 0; i < n; ++i) c[static_cast<size_t>(i)] += V(i, e) * proj / lambda;
+  }
+  return c;
+}
+
+std::string fmt(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
+}
+
+}  // namespace
+
+// ---- one projection
+
+SDLoRAProjection::SDLoRAProjection(int64_t d_in, int64_t d_out, Device device)
+    : d_in_(d_in), d_out_(d_out), device_(device) {}
+
+int64_t SDLoRAProjection::total_rank() const {
+  int64_t r = has_current() ? cur_down_.size(0) : 0;
+  for (const Tensor& d : downs_) r += d.size(0);
+  return r;
+}
+
+void SDLoRAProjection::refresh() {
+  const int64_t K = num_components();
+  up_past_ = K > 0 ? cat(ups_, 1) : Tensor();
+  down_past_ = K > 0 ? cat(downs_, 0) : Tensor();
+  std::vector<float> beta, inv_norm;
+  std::vector<int64_t> term;
+  for (int64_t k = 0; k < K; ++k) {
+    beta.push_back(betas_[static_cast<size_t>(k)]);
+    // A component whose factors are zero (a task that never trained) contributes nothing.
+    const double n = mode_norms_[static_cast<size_t>(k)];
+    inv_norm.push_back(n > 0 ? static_cast<float>(1.0 / n) : 0.0f);
+    term.insert(term.end(), static_cast<size_t>(downs_[static_cast<size_t>(k)].size(0)), k);
+  }
+  if (has_current()) {  // the current term: coefficient alpha_t exactly (beta 0, norm 1)
+    beta.push_back(0.0f);
+    inv_norm.push_back(1.0f);
+    term.insert(term.end(), static_cast<size_t>(cur_down_.size(0)), K);
+  }
+  const int64_t T = static_cast<int64_t>(beta.size());
+  if (T == 0) {
+    beta_terms_ = inv_norm_terms_ = term_of_column_ = Tensor();
+    return;
+  }
+  beta_terms_ = Tensor::from_vector<float>(beta, {T}, device_);
+  inv_norm_terms_ = Tensor::from_vector<float>(inv_norm, {T}, device_);
+  term_of_column_ = Tensor::from_vector<int64_t>(term, {static_cast<int64_t>(term.size())}, device_);
+}
+
+Var SDLoRAProjection::stacked_down() const {
+  if (num_components() == 0) return cur_down_;  // undefined when there are no terms at all
+  if (!has_current()) return Var(down_past_);
+  return cat({Var(down_past_), cur_down_}, 0);
+}
+
+// Built from Vars by autograd composition (no fused node): the per-term coefficients
+// (alpha + beta) / n form one vector, expanded to the rank columns by index_select and applied
+// to the stacked up factors by one broadcast multiply, so each alpha_k receives its gradient
+// sum(dU_all[:, cols of k] o U_k) / n_k through the same two products that evaluate the layer.
+Var SDLoRAProjection::stacked_up(const std::vector<Var>& alphas) const {
+  const int64_t K = num_components(), T = K + (has_current() ? 1 : 0);
+  SDLORA_CHECK(static_cast<int64_t>(alphas.size()) == T, "SD-LoRA: ", alphas.size(),
+               " magnitudes for ", T, " terms");
+  if (T == 0) return Var();
+  std::vector<Var> a;
+  for (const Var& alpha : alphas) a.push_back(reshape(alpha, {1}));
+  const Var alpha_vec = T == 1 ? a.front() : cat(a, 0);                        // (T)
+  const Var coef = mul(add(alpha_vec, Var(beta_terms_)), Var(inv_norm_terms_));  // (T)
+  const Var per_column = index_select(coef, 0, term_of_column_);               // (R)
+  Var up;
+  if (K == 0) up = cur_up_;
+  else if (!has_current()) up = Var(up_past_);
+  else up = cat({Var(up_past_), cur_up_}, 1);
+  return mul(up, per_column);  // (d_out, R), column j scaled by its term's coefficient
+}
+
+void SDLoRAProjection::begin_current(int64_t rank, Generator& gen) {
+  SDLORA_CHECK(rank > 0, "SD-LoRA: rank must be positive, got ", rank);
+  // nn.Linear's Kaiming-uniform (a = sqrt(5)): bound = 1 / sqrt(fan_in).
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d_in_));
+  cur_down_ = Var(gen.uniform({rank, d_in_}, -bound, bound, DType::kFloat32, device_), true);
+  cur_up_ = Var(Tensor::zeros({d_out_, rank}, DType::kFloat32, device_), true);
+  refresh();
+}
+
+void SDLoRAProjection::set_current(Tensor up, Tensor down) {
+  cur_up_ = Var(std::move(up), true);
+  cur_down_ = Var(std::move(down), true);
+  refresh();
+}
+
+void SDLoRAProjection::add_component(Tensor up, Tensor down, double beta, SDLoRAMode mode) {
+  SDLORA_CHECK(up.ndim() == 2 && down.ndim() == 2 && up.size(0) == d_out_ &&
+                   down.size(1) == d_in_ && up.size(1) == down.size(0) && up.size(1) > 0,
+               "SD-LoRA: component up ", up.describe(), " and down ", down.describe(),
+               " should be (", d_out_, ", r) and (r, ", d_in_, ")");
+  const HostMatrix u = host_matrix(up), d = host_matrix(down);
+  const double product = std::sqrt(std::max(0.0, product_inner(u, d, u, d)));
+  product_norms_.push_back(product);
+  mode_norms_.push_back(mode == SDLoRAMode::kPaper ? product : frobenius(u) * frobenius(d));
+  betas_.push_back(static_cast<float>(beta));
+  ups_.push_back(std::move(up));
+  downs_.push_back(std::move(down));
+  refresh();
+}
+
+void SDLoRAProjection::freeze_current(SDLoRAMode mode) {
+  SDLORA_CHECK(has_current(), "SD-LoRA: no current pair to freeze");
+  // Copies, so an optimizer still holding the current Vars cannot change a frozen component.
+  Tensor up = cur_up_.data().clone(), down = cur_down_.data().clone();
+  cur_up_ = cur_down_ = Var();
+  add_component(std::move(up), std::move(down), 0.0, mode);
+}
+
+void SDLoRAProjection::drop_current() {
+  cur_up_ = cur_down_ = Var();
+  refresh();
+}
+
+void SDLoRAProjection::add_to_beta(int64_t k, double delta) {
+  float& b = betas_.at(static_cast<size_t>(k));
+  b = static_cast<float>(b + delta);
+  refresh();
+}
+
+void SDLoRAProjection::clear() {
+  ups_.clear();
+  downs_.clear();
+  betas_.clear();
+  product_norms_.clear();
+  mode_norms_.clear();
+  cur_up_ = cur_down_ = Var();
+  refresh();
+}
+
+void SDLoRAProjection::to(Device device) {
+  device_ = device;
+  for (Tensor& t : ups_) t = t.to(device);
+  for (Tensor& t : downs_) t = t.to(device);
+  for (Var* v : {&cur_up_, &cur_down_})
+    if (v->defined()) {
+      v->clear_grad();
+      v->set_data(v->data().to(device));
+    }
+  refresh();
+}
+
+// ---- the qkv adapter of one block
+
+class SDLoRAQKV final : public QKVAdapter {
+ public:
+  SDLoRAQKV(const SDLoRA* owner, int64_t block) : owner_(owner), block_(block) {}
+
+  // y_q += (x D_all,q^T) U_all,q^T and y_v likewise, with one down-product for q and v together
+  // (x is read once), then one up-product each.
+  void adapt(const Var& x, Var& q, Var& v) const override {
+    const SDLoRAProjection& pq = owner_->projection(2 * block_);
+    const SDLoRAProjection& pv = owner_->projection(2 * block_ + 1);
+    const Var dq = pq.stacked_down(), dv = pv.stacked_down();
+    if (!dq.defined()) return;  // no components yet: the backbone's own function
+    const int64_t rq = dq.size(0), rv = dv.size(0);
+    const Var t = matmul(x, cat({dq, dv}, 0), false, true);  // (B, N, rq + rv)
+    q = add(q, matmul(slice(t, -1, 0, rq), pq.stacked_up(owner_->alphas_), false, true));
+    v = add(v, matmul(slice(t, -1, rq, rq + rv), pv.stacked_up(owner_->alphas_), false, true));
+  }
+
+ private:
+  const SDLoRA* owner_;
+  int64_t block_;
+};
+
+// ---- SDLoRA: set-up and task boundaries
+
+SDLoRA::SDLoRA(ViT& vit, SDLoRAMode mode) : vit_(vit), mode_(mode), device_(vit.device()) {
+  const int64_t D = vit.config().embed_dim;
+  for (auto& [name, p] : vit.named_parameters()) p.set_requires_grad(name.rfind("head.", 0) == 0);
+  for (int64_t i = 0; i < vit.depth(); ++i) {
+    SDLORA_CHECK(!vit.block(i).attn().adapter(), "SD-LoRA: block ", i,
+                 " already carries an adapter");
+    projections_.push_back(std::make_unique<SDLoRAProjection>(D, D, device_));  // q
+    projections_.push_back(std::make_unique<SDLoRAProjection>(D, D, device_));  // v
+  }
+  for (int64_t i = 0; i < vit.depth(); ++i)
+    vit.block(i).attn().set_adapter(std::make_shared<SDLoRAQKV>(this, i));
+}
+
+SDLoRA::~SDLoRA() {
+  for (int64_t i = 0; i < vit_.depth(); ++i) vit_.block(i).attn().set_adapter(nullptr);
+}
+
+std::string SDLoRA::projection_name(int64_t p) const {
+  SDLORA_CHECK(p >= 0 && p < num_projections(), "SD-LoRA: projection ", p, " out of range [0, ",
+               num_projections(), ")");
+  return "blocks." + std::to_string(p / 2) + ".attn.qkv.lora_" + (p % 2 == 0 ? "q" : "v");
+}
+
+int64_t SDLoRA::num_components() const { return projections_.front()->num_components(); }
+bool SDLoRA::has_current() const { return projections_.front()->has_current(); }
+
+void SDLoRA::begin_task(int64_t rank, Generator& gen) {
+  SDLORA_CHECK(!has_current(), "SD-LoRA: begin_task while a task is running (call end_task or "
+               "kd_absorb first)");
+  for (auto& p : projections_) p->begin_current(rank, gen);
+  const double init = sdlora_alpha_init(mode_);
+  for (const Var& a : alphas_) {
+    Tensor value = a.data();
+    fill_(value, init);
+  }
+  alphas_.emplace_back(Tensor::full({1}, init, DType::kFloat32, device_), true);
+}
+
+void SDLoRA::end_task() {
+  SDLORA_CHECK(has_current(), "SD-LoRA: end_task without a running task");
+  for (auto& p : projections_) p->freeze_current(mode_);
+}
+
+std::vector<std::pair<std::string, Var>> SDLoRA::named_trainable_parameters() const {
+  std::vector<std::pair<std::string, Var>> out;
+  if (has_current()) {
+    const std::string k = std::to_string(num_components());
+    for (int64_t p = 0; p < num_projections(); ++p) {
+      out.emplace_back(projection_name(p) + "." + k + ".down", projection(p).current_down());
+      out.emplace_back(projection_name(p) + "." + k + ".up", projection(p).current_up());
+    }
+  }
+  for (size_t k = 0; k < alphas_.size(); ++k)
+    out.emplace_back("sdlora.alpha." + std::to_string(k), alphas_[k]);
+  return out;
+}
+
+std::vector<Var> SDLoRA::trainable_parameters() const {
+  std::vector<Var> out;
+  for (auto& [name, v] : named_trainable_parameters()) out.push_back(v);
+  return out;
+}
+
+void SDLoRA::to(Device device) {
+  device_ = device;
+  for (auto& p : projections_) p->to(device);
+  for (Var& a : alphas_) {
+    a.clear_grad();
+    a.set_data(a.data().to(device));
+  }
+}
+
+// ---- KD
+
+KDFit SDLoRA::kd_fit(int64_t p) const {
+  const SDLoRAProjection& proj = projection(p);
+  SDLORA_CHECK(proj.has_current(), "SD-LoRA KD: ", projection_name(p), " has no current pair");
+  const int64_t K = proj.num_components();
+  KDFit fit;
+  fit.coefficients.assign(static_cast<size_t>(K), 0.0);
+  const HostMatrix ut = host_matrix(proj.current_up().data());
+  const HostMatrix dt = host_matrix(proj.current_down().data());
+  const double mt = std::sqrt(std::max(0.0, product_inner(ut, dt, ut, dt)));
+  if (K == 0) return fit;  // nothing to fit on: residual 1
+  if (mt == 0.0) {         // a zero update is trivially redundant
+    fit.residual = 0.0;
+    return fit;
+  }
+  std::vector<HostMatrix> u, d;
+  std::vector<double> m;
+  for (int64_t k = 0; k < K; ++k) {
+    u.push_back(host_matrix(proj.up(k)));
+    d.push_back(host_matrix(proj.down(k)));
+    m.push_back(proj.product_norm(k));
+  }
+  // Unit directions u_k = U_k D_k / ||U_k D_k||: G_ij = <u_i, u_j>, g_i = <u_i, u_t>. A zero
+  // component has a zero row and column and gets coefficient 0.
+  std::vector<double> G(static_cast<size_t>(K * K), 0.0), g(static_cast<size_t>(K), 0.0);
+  for (int64_t i = 0; i < K; ++i) {
+    if (m[i] == 0.0) continue;
+    g[i] = product_inner(u[i], d[i], ut, dt) / (m[i] * mt);
+    for (int64_t j = 0; j <= i; ++j) {
+      if (m[j] == 0.0) continue;
+      const double gij = i == j ? 1.0 : product_inner(u[i], d[i], u[j], d[j]) / (m[i] * m[j]);
+      G[static_cast<size_t>(i * K + j)] = G[static_cast<size_t>(j * K + i)] = gij;
+    }
+  }
+  fit.coefficients = solve_psd(G, g, K);
+  double cg = 0.0;
+  for (int64_t i = 0; i < K; ++i) cg += fit.coefficients[i] * g[i];
+  fit.residual = std::sqrt(std::max(0.0, 1.0 - cg));
+  return fit;
+}
+
+KDDecision SDLoRA::kd_decide(double tau) const {
+  KDDecision d;
+  d.tau = tau;
+  d.redundant = num_components() > 0;
+  for (int64_t p = 0; p < num_projections(); ++p) {
+    d.residuals.push_back(kd_fit(p).residual);
+    if (!(d.residuals.back() <= tau)) d.redundant = false;
+  }
+  return d;
+}
+
+std::string KDDecision::describe() const {
+  double worst = 0.0;
+  for (double r : residuals) worst = std::max(worst, r);
+  std::string s = std::string("KD: ") + (redundant ? "absorbed" : "kept") + " (max residual " +
+                  fmt(worst) + (redundant ? " <= " : " > ") + "tau " + fmt(tau) + "); residuals:";
+  for (double r : residuals) s += " " + fmt(r);
+  return s;
+}
+
+void SDLoRA::kd_absorb() {
+  SDLORA_CHECK(has_current(), "SD-LoRA KD: kd_absorb without a running task");
+  SDLORA_CHECK(num_components() > 0, "SD-LoRA KD: no earlier component to absorb into");
+  const double alpha_t = alphas_.back().data().item();
+  std::vector<KDFit> fits;
+  for (int64_t p = 0; p < num_projections(); ++p) fits.push_back(kd_fit(p));
+  for (int64_t p = 0; p < num_projections(); ++p) {
+    SDLoRAProjection& proj = projection(p);
+    const HostMatrix ut = host_matrix(proj.current_up().data());
+    const HostMatrix dt = host_matrix(proj.current_down().data());
+    const double s = alpha_t * std::sqrt(std::max(0.0, product_inner(ut, dt, ut, dt)));
+    for (int64_t k = 0; k < proj.num_components(); ++k) {
+      if (proj.product_norm(k) == 0.0) continue;
+      proj.add_to_beta(k, s * fits[p].coefficients[k] * proj.mode_norm(k) / proj.product_norm(k));
+    }
+    proj.drop_current();
+  }
+  alphas_.pop_back();
+}
+
+// ---- merging
+
+Tensor SDLoRA::merged_qkv_weight(int64_t block) const {
+  NoGradGuard no_grad;
+  const int64_t D = vit_.config().embed_dim;
+  Tensor W = vit_.block(block).attn().qkv().weight().data().clone();  // (3D, D)
+  for (int64_t part = 0; part < 2; ++part) {  // q rows [0, D), v rows [2D, 3D)
+    const SDLoRAProjection& proj = projection(2 * block + part);
+    const Var down = proj.stacked_down();
+    if (!down.defined()) continue;
+    const Tensor delta = matmul(proj.stacked_up(alphas_).data(), down.data());  // (D, D)
+    const int64_t row = part == 0 ? 0 : 2 * D;
+    slice_set_(W, 0, row, add(slice(W, 0, row, row + D), delta));
+  }
+  return W;
+}
+
+std::unique_ptr<ViT> SDLoRA::merged_vit() const {
+  auto merged = std::make_unique<ViT>(vit_.config(), vit_.device());
+  merged->load_state_dict(vit_.state_dict());
+  for (int64_t i = 0; i < vit_.depth(); ++i) {
+    Tensor w = merged->block(i).attn().qkv().weight().data();
+    w.copy_(merged_qkv_weight(i));
+  }
+  merged->set_requires_grad(false);
+  return merged;
+}
+
+// ---- checkpoints
+
+bool SDLoRA::is_adapter_key(const std::string& name) {
+  return name.rfind("sdlora.", 0) == 0 ||
+         (name.rfind("blocks.", 0) == 0 && name.find(".attn.qkv.lora_") != std::string::npos);
+}
+
+std::map<std::string, Tensor> SDLoRA::state_dict(bool include_current) const {
+  const bool cur = include_current && has_current();
+  const int64_t K = num_components(), T = K + (cur ? 1 : 0);
+  std::map<std::string, Tensor> out;
+  for (int64_t p = 0; p < num_projections(); ++p) {
+    const SDLoRAProjection& proj = projection(p);
+    const std::string name = projection_name(p) + ".";
+    std::vector<float> beta;
+    for (int64_t k = 0; k < K; ++k) {
+      out[name + std::to_string(k) + ".down"] = proj.down(k);
+      out[name + std::to_string(k) + ".up"] = proj.up(k);
+      beta.push_back(static_cast<float>(proj.beta(k)));
+    }
+    if (cur) {
+      out[name + std::to_string(K) + ".down"] = proj.current_down().data();
+      out[name + std::to_string(K) + ".up"] = proj.current_up().data();
+      beta.push_back(0.0f);
+    }
+    out[name + "beta"] = Tensor::from_vector<float>(beta, {T}, device_);
+  }
+  std::vector<Tensor> alpha;
+  for (int64_t k = 0; k < T; ++k) alpha.push_back(alphas_[static_cast<size_t>(k)].data().reshape({1}));
+  out["sdlora.alpha"] = T > 0 ? cat(alpha, 0) : Tensor::zeros({0}, DType::kFloat32, device_);
+  return out;
+}
+
+std::map<std::string, std::string> SDLoRA::metadata(bool include_current) const {
+  return {{"sdlora_mode", sdlora_mode_name(mode_)},
+          {"sdlora_current", include_current && has_current() ? "true" : "false"}};
+}
+
+void SDLoRA::load_state_dict(const std::map<std::string, Tensor>& tensors,
+                             const std::map<std::string, std::string>& metadata) {
+  std::vector<std::string> problems, missing, misshaped, unexpected;
+  auto meta = [&](const std::string& key) {
+    auto it = metadata.find(key);
+    return it == metadata.end() ? std::string() : it->second;
+  };
+  const std::string mode_text = meta("sdlora_mode");
+  if (mode_text.empty()) problems.push_back("metadata sdlora_mode is missing");
+  else if (mode_text != sdlora_mode_name(mode_))
+    problems.push_back("checkpoint mode \"" + mode_text + "\", adapters in mode \"" +
+                       sdlora_mode_name(mode_) + "\"");
+  const std::string cur_text = meta("sdlora_current");
+  if (cur_text != "" && cur_text != "true" && cur_text != "false")
+    problems.push_back("metadata sdlora_current is \"" + cur_text + "\", not true or false");
+  const bool cur = cur_text == "true";
+
+  // The number of terms comes from sdlora.alpha; without it, from the largest index present.
+  int64_t T = 0;
+  auto alpha_it = tensors.find("sdlora.alpha");
+  if (alpha_it == tensors.end()) {
+    missing.push_back("sdlora.alpha");
+    for (const auto& [name, t] : tensors) {
+      if (!is_adapter_key(name) || name.rfind("sdlora.", 0) == 0) continue;
+      const size_t at = name.find(".attn.qkv.lora_");
+      const std::string rest = name.substr(at + 17);  // after "lora_q."
+      if (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0])))
+        T = std::max<int64_t>(T, std::stoll(rest) + 1);
+    }
+  } else if (alpha_it->second.ndim() != 1) {
+    misshaped.push_back("sdlora.alpha (" + shape_str(alpha_it->second.shape()) + ", want [K])");
+  } else {
+    T = alpha_it->second.size(0);
+  }
+  if (cur && T == 0) problems.push_back("sdlora_current is true but there are no components");
+
+  std::set<std::string> expected{"sdlora.alpha"};
+  auto check = [&](const std::string& name, const Shape& want, int64_t free_dim) -> int64_t {
+    expected.insert(name);
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+      return -1;
+    }
+    const Shape& got = it->second.shape();
+    bool ok = got.size() == want.size();
+    for (size_t i = 0; ok && i < want.size(); ++i)
+      ok = static_cast<int64_t>(i) == free_dim ? got[i] > 0 : got[i] == want[i];
+    if (!ok) {
+      std::string w = "[";  // the free dimension (a rank) shows as r
+      for (size_t i = 0; i < want.size(); ++i)
+        w += (i ? ", " : "") +
+             (static_cast<int64_t>(i) == free_dim ? std::string("r") : std::to_string(want[i]));
+      w += "]";
+      misshaped.push_back(name + " (checkpoint " + shape_str(got) + ", want " + w + ")");
+      return -1;
+    }
+    return free_dim >= 0 ? got[static_cast<size_t>(free_dim)] : 0;
+  };
+  for (int64_t p = 0; p < num_projections(); ++p) {
+    const SDLoRAProjection& proj = projection(p);
+    const std::string name = projection_name(p) + ".";
+    for (int64_t k = 0; k < T; ++k) {
+      const std::string c = name + std::to_string(k);
+      const int64_t rd = check(c + ".down", {0, proj.d_in()}, 0);
+      const int64_t ru = check(c + ".up", {proj.d_out(), 0}, 1);
+      if (rd > 0 && ru > 0 && rd != ru)
+        misshaped.push_back(c + " (down has rank " + std::to_string(rd) + ", up rank " +
+                            std::to_string(ru) + ")");
+    }
+    check(name + "beta", {T}, -1);
+  }
+  for (const auto& [name, t] : tensors)
+    if (is_adapter_key(name) && !expected.count(name)) unexpected.push_back(name);
+
+  if (!problems.empty() || !missing.empty() || !misshaped.empty() || !unexpected.empty()) {
+    std::ostringstream msg;
+    msg << "SD-LoRA load: the checkpoint does not fit the adapters";
+    for (const auto& p : problems) msg << "\n  " << p;
+    auto list = [&](const char* what, const std::vector<std::string>& names) {
+      if (names.empty()) return;
+      msg << "\n  " << what << " (" << names.size() << "):";
+      for (size_t i = 0; i < names.size(); ++i) msg << (i ? ", " : " ") << names[i];
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    list("mis-shaped", misshaped);
+    SDLORA_THROW(msg.str());
+  }
+
+  auto get = [&](const std::string& name) {
+    return cast(tensors.at(name), DType::kFloat32).to(device_).clone();
+  };
+  const int64_t K = T - (cur ? 1 : 0);
+  for (int64_t p = 0; p < num_projections(); ++p) {
+    SDLoRAProjection& proj = projection(p);
+    const std::string name = projection_name(p) + ".";
+    const std::vector<float> beta =
+        cast(tensors.at(name + "beta"), DType::kFloat32).to_vector<float>();
+    proj.clear();
+    for (int64_t k = 0; k < K; ++k)
+      proj.add_component(get(name + std::to_string(k) + ".up"),
+                         get(name + std::to_string(k) + ".down"), beta[static_cast<size_t>(k)], mode_);
+    if (cur) proj.set_current(get(name + std::to_string(K) + ".up"), get(name + std::to_string(K) + ".down"));
+  }
+  const Tensor alpha = T > 0 ? get("sdlora.alpha") : Tensor();
+  alphas_.clear();
+  for (int64_t k = 0; k < T; ++k) alphas_.emplace_back(slice(alpha, 0, k, k + 1), true);
+}
+
+void SDLoRA::save(const std::string& path, bool include_current) const {
+  save_safetensors(path, state_dict(include_current), metadata(include_current));
+}
+
+void SDLoRA::load(const std::string& path) {
+  const SafetensorsFile file = load_safetensors(path, device_);
+  try {
+    load_state_dict(file.tensors, file.metadata);
+  } catch (const Error& e) {
+    SDLORA_THROW(path, ": ", e.what());
+  }
+}
+
+}  // namespace sdlora
