@@ -1,6 +1,13 @@
 // Device selection and naming.
 #include "tensor/device.h"
 
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <algorithm>
+#include <thread>
+
 #include "tensor/error.h"
 
 #ifdef SDLORA_WITH_CUDA
@@ -53,5 +60,34 @@ std::string Device::str() const {
 }
 
 Device default_device() { return cuda_available() ? Device{DeviceType::kCUDA, 0} : Device::cpu(); }
+
+}  // namespace sdlora
+
+namespace sdlora {
+
+namespace {
+// The thread count before any change: every core, or OMP_NUM_THREADS when set.
+int default_cpu_threads() {
+#ifdef _OPENMP
+  static const int n = omp_get_max_threads();
+#else
+  static const int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#endif
+  return n;
+}
+}  // namespace
+
+void set_cpu_threads(int n) {
+  const int use = n > 0 ? n : default_cpu_threads();
+#ifdef _OPENMP
+  omp_set_num_threads(use);
+#endif
+  openblas_set_num_threads(use);
+}
+
+int cpu_threads() {
+  default_cpu_threads();  // pins the default before the first change
+  return openblas_get_num_threads();
+}
 
 }  // namespace sdlora

@@ -31,4 +31,9 @@ int cuda_device_count();
 inline bool cuda_available() { return cuda_device_count() > 0; }
 Device default_device();
 
+// CPU compute threads (OpenMP loops and OpenBLAS products). n <= 0 restores the library default
+// (every core, or OMP_NUM_THREADS when set). Call between ops, not while one runs.
+void set_cpu_threads(int n);
+int cpu_threads();
+
 }  // namespace sdlora

@@ -1,0 +1,242 @@
+// sdlora bench: the figure users care about (PERF.md): an SD-LoRA training step during task 2
+// (two frozen components and the current pair, rank 10, on q and v of every block) and merged
+// inference, on random weights and random data, timed by wall clock after synchronising, median
+// over steps; one JSON object on stdout. bench/torch_reference.py measures the same in PyTorch
+// and bench/compare.sh runs both.
+//
+//   sdlora bench [--device cpu|cuda] [--batch N] [--preset NAME] [--image N] [--patch N]
+//                [--width N] [--depth N] [--heads N] [--steps N] [--warmup N] [--precision fp32|bf16]
+//                [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S]
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "apps/commands.h"
+#include "autograd/functions.h"
+#include "nn/optim.h"
+#include "nn/sdlora.h"
+#include "nn/vit.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace sdlora::apps {
+
+namespace {
+
+struct BenchOptions {
+  std::string device;
+  std::string preset = "vit_base_patch16_224";
+  std::string precision = "fp32";
+  int64_t batch = 128;
+  int64_t image = 0, patch = 0, width = 0, depth = 0, heads = 0;  // 0: the preset's
+  int64_t steps = 10, warmup = 2;
+  int64_t rank = 10, past = 2, classes_per_task = 10;
+  double lr = 0.01;
+  uint64_t seed = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int64_t max_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+// Times `body` (which must leave the device idle: it ends with synchronize) `warmup` times
+// untimed, then `steps` times; returns each timed run's milliseconds.
+template <typename F>
+std::vector<double> time_runs(int64_t warmup, int64_t steps, const char* what, F&& body) {
+  for (int64_t i = 0; i < warmup; ++i) body();
+  std::vector<double> ms;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    body();
+    ms.push_back(ms_since(t0));
+    std::cerr << "sdlora bench: " << what << " " << i + 1 << "/" << steps << ": " << ms.back()
+              << " ms\n";
+  }
+  return ms;
+}
+
+ViTConfig bench_config(const BenchOptions& o, int64_t num_classes) {
+  ViTConfig c = vit_preset(o.preset, num_classes);
+  if (o.image) c.image_size = o.image;
+  if (o.patch) c.patch_size = o.patch;
+  if (o.width) c.embed_dim = o.width;
+  if (o.depth) c.depth = o.depth;
+  if (o.heads) c.num_heads = o.heads;
+  c.validate();
+  return c;
+}
+
+void run_bench(const BenchOptions& o) {
+  SDLORA_CHECK(o.precision == "fp32" || o.precision == "bf16", "--precision must be fp32 or bf16, got ",
+               o.precision);
+  // Not faked: the layers hold and compute float32 only (no bf16 weights or activations, no
+  // autocast, no float32 master copies), so there is no bf16 training step to time yet.
+  SDLORA_CHECK(o.precision == "fp32",
+               "--precision bf16: bf16 mixed-precision training is not implemented yet (the nn "
+               "layers, ViT and SD-LoRA adapters run in float32 only); use --precision fp32");
+  SDLORA_CHECK(o.batch > 0 && o.steps > 0 && o.warmup >= 0 && o.rank > 0 && o.past >= 0 &&
+                   o.classes_per_task > 0,
+               "--batch, --steps, --rank and --classes-per-task must be positive and --warmup, "
+               "--past non-negative");
+  const Device device = o.device.empty() ? default_device() : Device::parse(o.device);
+  const bool tf32 = device.is_cuda();
+  set_allow_tf32(tf32);
+
+  // Task `past` of a class-incremental stream: `past` earlier tasks, each classes_per_task wide.
+  const int64_t col_begin = o.past * o.classes_per_task, col_end = col_begin + o.classes_per_task;
+  const ViTConfig c = bench_config(o, col_end);
+  Generator gen(o.seed);
+  ViT vit(c, device);
+  vit.init_weights(gen);
+  SDLoRA adapters(vit, SDLoRAMode::kPaper);
+  auto randomise_current = [&] {  // non-zero up factors, as after training
+    for (int64_t p = 0; p < adapters.num_projections(); ++p) {
+      Tensor up = adapters.projection(p).current_up().data();
+      up.copy_(gen.normal(up.shape(), 0.0, 0.02, DType::kFloat32, device));
+    }
+  };
+  for (int64_t k = 0; k < o.past; ++k) {
+    adapters.begin_task(o.rank, gen);
+    randomise_current();
+    adapters.end_task();
+  }
+  adapters.begin_task(o.rank, gen);
+  randomise_current();
+
+  std::vector<Var> trainable = adapters.trainable_parameters();
+  trainable.push_back(vit.head().weight());
+  trainable.push_back(vit.head().bias());
+  int64_t trainable_numel = 0;
+  for (const Var& v : trainable) trainable_numel += v.numel();
+  SGDOptions sgd;
+  sgd.lr = o.lr;
+  sgd.momentum = 0.9;
+  SGD optimizer(trainable, sgd);
+
+  // Random data (never zeros): images uniform in [0, 1), labels among the current task's classes.
+  const Tensor images =
+      gen.uniform({o.batch, c.in_channels, c.image_size, c.image_size}, 0.0, 1.0, DType::kFloat32, device);
+  std::vector<int64_t> label_values;
+  for (float u : gen.uniform({o.batch}).to_vector<float>())
+    label_values.push_back(col_begin + std::min<int64_t>(static_cast<int64_t>(u * o.classes_per_task),
+                                                         o.classes_per_task - 1));
+  const Tensor labels = Tensor::from_vector<int64_t>(label_values, {o.batch}, device);
+
+  // ---- training step: forward, loss over the current task's classes, backward, SGD.
+  std::vector<double> losses;
+  auto train_step = [&] {
+    optimizer.zero_grad();
+    const ViTOutput out = vit.forward(images);
+    const Var loss = cross_entropy(out.logits, labels, col_begin, col_end);
+    backward(loss);
+    optimizer.step();
+    synchronize(device);
+    losses.push_back(loss.data().item());
+  };
+  synchronize(device);
+  const int64_t train_live = memory_stats(device).live_bytes;
+  reset_peak_memory(device);
+  const std::vector<double> train_ms = time_runs(o.warmup, o.steps, "train step", train_step);
+  const int64_t train_peak = memory_stats(device).peak_bytes;
+
+  // ---- merged inference: the adapters folded into the qkv weights, no graph recorded.
+  std::unique_ptr<ViT> merged = adapters.merged_vit();
+  merged->eval();
+  auto infer = [&] {
+    NoGradGuard no_grad;
+    merged->forward(images);
+    synchronize(device);
+  };
+  synchronize(device);
+  const int64_t infer_live = memory_stats(device).live_bytes;
+  reset_peak_memory(device);
+  const std::vector<double> infer_ms = time_runs(o.warmup, o.steps, "inference", infer);
+  const int64_t infer_peak = memory_stats(device).peak_bytes;
+
+  const double train_med = median(train_ms), infer_med = median(infer_ms);
+  nlohmann::ordered_json j;
+  j["implementation"] = "sdlora";
+  j["device"] = device.str();
+  j["threads"] = device.is_cpu() ? static_cast<int64_t>(std::thread::hardware_concurrency()) : 0;
+  j["precision"] = o.precision;
+  j["tf32"] = tf32;
+  j["model"] = {{"preset", o.preset},       {"image", c.image_size}, {"patch", c.patch_size},
+                {"width", c.embed_dim},     {"depth", c.depth},      {"heads", c.num_heads},
+                {"mlp_hidden", c.mlp_hidden()}, {"classes", c.num_classes}};
+  j["adapters"] = {{"mode", "paper"},
+                   {"rank", o.rank},
+                   {"past_components", o.past},
+                   {"loss_classes", {col_begin, col_end}},
+                   {"trainable_parameters", trainable_numel}};
+  j["optimizer"] = {{"type", "sgd"}, {"lr", o.lr}, {"momentum", 0.9}};
+  j["batch"] = o.batch;
+  j["steps"] = o.steps;
+  j["warmup"] = o.warmup;
+  j["timing"] = "wall clock after synchronize, median over steps";
+  j["train"] = {{"ms_per_step", train_med},
+                {"ms_min", *std::min_element(train_ms.begin(), train_ms.end())},
+                {"images_per_s", 1000.0 * static_cast<double>(o.batch) / train_med},
+                {"peak_bytes", train_peak},
+                {"live_bytes_before", train_live},
+                {"loss_first", losses.front()},
+                {"loss_last", losses.back()}};
+  j["inference"] = {{"ms_per_batch", infer_med},
+                    {"ms_min", *std::min_element(infer_ms.begin(), infer_ms.end())},
+                    {"images_per_s", 1000.0 * static_cast<double>(o.batch) / infer_med},
+                    {"peak_bytes", infer_peak},
+                    {"live_bytes_before", infer_live}};
+  j["max_rss_bytes"] = max_rss_bytes();
+  std::cout << j.dump(2) << std::endl;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& root) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* app = root.add_subcommand(
+      "bench",
+      "Time an SD-LoRA training step during task 2 (frozen components + the current pair on q "
+      "and v) and merged inference on random weights and data; prints JSON");
+  app->add_option("--device", o->device, "cpu, cuda or cuda:N (default: cuda when present)");
+  app->add_option("--batch", o->batch, "images per step")->capture_default_str();
+  app->add_option("--preset", o->preset, "ViT preset")
+      ->capture_default_str()
+      ->check(CLI::IsMember(vit_preset_names()));
+  app->add_option("--image", o->image, "image size (default: the preset's)");
+  app->add_option("--patch", o->patch, "patch size (default: the preset's)");
+  app->add_option("--width", o->width, "embedding width (default: the preset's)");
+  app->add_option("--depth", o->depth, "number of blocks (default: the preset's)");
+  app->add_option("--heads", o->heads, "attention heads (default: the preset's)");
+  app->add_option("--steps", o->steps, "timed steps (the median is reported)")->capture_default_str();
+  app->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+  app->add_option("--precision", o->precision, "fp32 (TF32 products on CUDA) or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  app->add_option("--rank", o->rank, "rank of every component")->capture_default_str();
+  app->add_option("--past", o->past, "frozen components (the task index)")->capture_default_str();
+  app->add_option("--classes-per-task", o->classes_per_task, "classes per task")
+      ->capture_default_str();
+  app->add_option("--lr", o->lr, "SGD learning rate (momentum 0.9)")->capture_default_str();
+  app->add_option("--seed", o->seed, "seed of the random weights and data")->capture_default_str();
+  return {app, [o] { run_bench(*o); }};
+}
+
+}  // namespace sdlora::apps

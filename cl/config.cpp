@@ -1,0 +1,343 @@
+// Config: a table of keys, each with its JSON reader and writer, so that loading, overrides and
+// printing share one definition of every key's type.
+#include "cl/config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "data/transforms.h"
+#include "tensor/error.h"
+
+namespace sdlora::cl {
+namespace {
+
+using json = nlohmann::json;
+
+struct Key {
+  std::string name;
+  bool is_string;  // command-line values are taken verbatim
+  std::function<void(Config&, const json&)> read;
+  std::function<json(const Config&)> write;
+};
+
+[[noreturn]] void bad_type(const std::string& key, const json& v, const char* want) {
+  SDLORA_THROW("config key '", key, "': expected ", want, ", got ", v.dump());
+}
+
+int64_t read_int(const std::string& key, const json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+  }
+  bad_type(key, v, "an integer");
+}
+
+double read_double(const std::string& key, const json& v) {
+  if (v.is_number()) return v.get<double>();
+  bad_type(key, v, "a number");
+}
+
+std::vector<int64_t> read_int_list(const std::string& key, const json& v) {
+  if (!v.is_array()) bad_type(key, v, "a list of integers");
+  std::vector<int64_t> out;
+  for (const auto& e : v) out.push_back(read_int(key, e));
+  return out;
+}
+
+template <typename T>
+Key make_key(const std::string& name, T Config::*member) {
+  Key k{name, false, nullptr, nullptr};
+  if constexpr (std::is_same_v<T, std::string>) {
+    k.is_string = true;
+    k.read = [name, member](Config& c, const json& v) {
+      if (!v.is_string()) bad_type(name, v, "a string");
+      c.*member = v.get<std::string>();
+    };
+  } else if constexpr (std::is_same_v<T, bool>) {
+    k.read = [name, member](Config& c, const json& v) {
+      if (!v.is_boolean()) bad_type(name, v, "true or false");
+      c.*member = v.get<bool>();
+    };
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    k.read = [name, member](Config& c, const json& v) { c.*member = read_int(name, v); };
+  } else if constexpr (std::is_same_v<T, double>) {
+    k.read = [name, member](Config& c, const json& v) { c.*member = read_double(name, v); };
+  } else {
+    k.read = [name, member](Config& c, const json& v) { c.*member = read_int_list(name, v); };
+  }
+  k.write = [member](const Config& c) { return json(c.*member); };
+  return k;
+}
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = [] {
+    std::vector<Key> t{
+        make_key("dataset", &Config::dataset),
+        make_key("data_path", &Config::data_path),
+        make_key("prefix", &Config::prefix),
+        make_key("shuffle", &Config::shuffle),
+        make_key("init_cls", &Config::init_cls),
+        make_key("increment", &Config::increment),
+        make_key("init_epoch", &Config::init_epoch),
+        make_key("epochs", &Config::epochs),
+        make_key("init_lr", &Config::init_lr),
+        make_key("lrate", &Config::lrate),
+        make_key("init_milestones", &Config::init_milestones),
+        make_key("milestones", &Config::milestones),
+        make_key("init_lr_decay", &Config::init_lr_decay),
+        make_key("lrate_decay", &Config::lrate_decay),
+        make_key("batch_size", &Config::batch_size),
+        make_key("optimizer", &Config::optimizer),
+        make_key("momentum", &Config::momentum),
+        make_key("weight_decay", &Config::weight_decay),
+        make_key("scheduler", &Config::scheduler),
+    };
+    // seed: an integer, or the released configs' one-element list.
+    t.push_back(Key{"seed", false,
+                    [](Config& c, const json& v) {
+                      if (v.is_array()) {
+                        if (v.size() != 1) bad_type("seed", v, "an integer or a one-element list");
+                        c.seed = read_int("seed", v[0]);
+                      } else {
+                        c.seed = read_int("seed", v);
+                      }
+                    },
+                    [](const Config& c) { return json(c.seed); }});
+    for (Key k : {make_key("num_workers", &Config::num_workers), make_key("method", &Config::method),
+                  make_key("sdlora_mode", &Config::sdlora_mode), make_key("rank", &Config::rank)})
+      t.push_back(std::move(k));
+    t.push_back(Key{"rank_schedule", false,
+                    [](Config& c, const json& v) {
+                      const char* want = "a list of [first_task, rank] pairs";
+                      if (!v.is_array()) bad_type("rank_schedule", v, want);
+                      std::vector<std::pair<int64_t, int64_t>> steps;
+                      for (const auto& e : v) {
+                        if (!e.is_array() || e.size() != 2) bad_type("rank_schedule", v, want);
+                        steps.emplace_back(read_int("rank_schedule", e[0]),
+                                           read_int("rank_schedule", e[1]));
+                      }
+                      c.rank_schedule = steps;
+                    },
+                    [](const Config& c) {
+                      json a = json::array();
+                      for (const auto& [task, rank] : c.rank_schedule) a.push_back({task, rank});
+                      return a;
+                    }});
+    for (Key k : {make_key("kd_tau", &Config::kd_tau), make_key("backbone", &Config::backbone),
+                  make_key("image_size", &Config::image_size),
+                  make_key("patch_size", &Config::patch_size),
+                  make_key("embed_dim", &Config::embed_dim), make_key("depth", &Config::depth),
+                  make_key("num_heads", &Config::num_heads),
+                  make_key("mlp_ratio", &Config::mlp_ratio), make_key("weights", &Config::weights),
+                  make_key("transform", &Config::transform), make_key("channels", &Config::channels),
+                  make_key("eval_batch_size", &Config::eval_batch_size),
+                  make_key("train_per_class", &Config::train_per_class),
+                  make_key("test_per_class", &Config::test_per_class),
+                  make_key("cache_mb", &Config::cache_mb), make_key("device", &Config::device),
+                  make_key("threads", &Config::threads), make_key("log_every", &Config::log_every)})
+      t.push_back(std::move(k));
+    return t;
+  }();
+  return table;
+}
+
+const Key* find_key(const std::string& name) {
+  for (const auto& k : keys())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+[[noreturn]] void unknown_key(const std::string& name, const std::string& source) {
+  std::string known;
+  for (const auto& k : keys()) known += (known.empty() ? "" : ", ") + k.name;
+  SDLORA_THROW(source, ": unknown config key '", name, "' (known keys: ", known, ")");
+}
+
+template <typename T>
+void check_one_of(const std::string& key, const std::string& value, const T& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  SDLORA_THROW("config key '", key, "': '", value, "' is not one of ", list);
+}
+
+void check_milestones(const std::string& key, const std::vector<int64_t>& m) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    SDLORA_CHECK(m[i] > 0, "config key '", key, "': milestone ", m[i], " is not a positive epoch");
+    SDLORA_CHECK(i == 0 || m[i] > m[i - 1], "config key '", key,
+                 "': milestones must increase, got ", m[i - 1], " then ", m[i]);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> names;
+  for (const auto& k : keys()) names.push_back(k.name);
+  return names;
+}
+
+void Config::validate() const {
+  SDLORA_CHECK(!dataset.empty(), "config key 'dataset': empty");
+  SDLORA_CHECK(init_cls > 0, "config key 'init_cls': must be positive, got ", init_cls);
+  SDLORA_CHECK(increment > 0, "config key 'increment': must be positive, got ", increment);
+  SDLORA_CHECK(init_epoch >= 0, "config key 'init_epoch': must be >= 0, got ", init_epoch);
+  SDLORA_CHECK(epochs >= 0, "config key 'epochs': must be >= 0, got ", epochs);
+  SDLORA_CHECK(init_lr > 0, "config key 'init_lr': must be positive, got ", init_lr);
+  SDLORA_CHECK(lrate > 0, "config key 'lrate': must be positive, got ", lrate);
+  SDLORA_CHECK(init_lr_decay > 0, "config key 'init_lr_decay': must be positive, got ", init_lr_decay);
+  SDLORA_CHECK(lrate_decay > 0, "config key 'lrate_decay': must be positive, got ", lrate_decay);
+  check_milestones("init_milestones", init_milestones);
+  check_milestones("milestones", milestones);
+  SDLORA_CHECK(batch_size > 0, "config key 'batch_size': must be positive, got ", batch_size);
+  SDLORA_CHECK(eval_batch_size >= 0, "config key 'eval_batch_size': must be >= 0, got ", eval_batch_size);
+  check_one_of("optimizer", optimizer, std::vector<std::string>{"sgd", "adam", "adamw"});
+  SDLORA_CHECK(momentum >= 0 && momentum < 1, "config key 'momentum': must be in [0, 1), got ", momentum);
+  SDLORA_CHECK(weight_decay >= 0, "config key 'weight_decay': must be >= 0, got ", weight_decay);
+  check_one_of("scheduler", scheduler, std::vector<std::string>{"constant", "multistep", "cosine"});
+  SDLORA_CHECK(seed >= 0 && seed <= 0xFFFFFFFFll, "config key 'seed': must be in [0, 2^32), got ", seed);
+  SDLORA_CHECK(num_workers >= 0, "config key 'num_workers': must be >= 0, got ", num_workers);
+  check_one_of("method", method,
+               std::vector<std::string>{"sdlora", "sdlora-rr", "sdlora-kd", "seq-lora", "linear-probe"});
+  check_one_of("sdlora_mode", sdlora_mode, std::vector<std::string>{"paper", "official"});
+  SDLORA_CHECK(rank > 0, "config key 'rank': must be positive, got ", rank);
+  if (!rank_schedule.empty()) {
+    try {
+      RankSchedule{rank_schedule}.validate();
+    } catch (const std::exception& e) {
+      SDLORA_THROW("config key 'rank_schedule': ", e.what());
+    }
+  }
+  SDLORA_CHECK(kd_tau >= 0, "config key 'kd_tau': must be >= 0, got ", kd_tau);
+  if (backbone != "custom") {
+    try {
+      vit_preset(backbone, 0);
+    } catch (const std::exception& e) {
+      SDLORA_THROW("config key 'backbone': ", e.what(), " or custom");
+    }
+  }
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"image_size", image_size},
+                               {"patch_size", patch_size}, {"embed_dim", embed_dim},
+                               {"depth", depth}, {"num_heads", num_heads}})
+    SDLORA_CHECK(v >= 0, "config key '", key, "': must be >= 0 (0 = the preset's), got ", v);
+  SDLORA_CHECK(mlp_ratio >= 0, "config key 'mlp_ratio': must be >= 0 (0 = the preset's), got ",
+               mlp_ratio);
+  SDLORA_CHECK(train_per_class >= 0, "config key 'train_per_class': must be >= 0 (0 = all), got ",
+               train_per_class);
+  SDLORA_CHECK(test_per_class >= 0, "config key 'test_per_class': must be >= 0 (0 = all), got ",
+               test_per_class);
+  try {
+    vit_config().validate();
+  } catch (const std::exception& e) {
+    SDLORA_THROW("config keys backbone/image_size/patch_size/embed_dim/depth/num_heads: ", e.what());
+  }
+  try {
+    data::make_pipeline(transform, static_cast<int>(channels));
+  } catch (const std::exception& e) {
+    SDLORA_THROW("config key 'transform': ", e.what());
+  }
+  SDLORA_CHECK(channels == 0 || channels == 1 || channels == 3,
+               "config key 'channels': must be 0, 1 or 3, got ", channels);
+  SDLORA_CHECK(cache_mb >= 0, "config key 'cache_mb': must be >= 0, got ", cache_mb);
+  try {
+    Device::parse(device);
+  } catch (const std::exception& e) {
+    SDLORA_THROW("config key 'device': ", e.what());
+  }
+  SDLORA_CHECK(threads >= 0, "config key 'threads': must be >= 0, got ", threads);
+  SDLORA_CHECK(log_every >= 0, "config key 'log_every': must be >= 0, got ", log_every);
+}
+
+RankSchedule Config::effective_rank_schedule() const {
+  if (!rank_schedule.empty()) return RankSchedule{rank_schedule};
+  if (method == "sdlora-rr") return RankSchedule::reduced();
+  return RankSchedule::constant(rank);
+}
+
+ViTConfig Config::vit_config() const {
+  ViTConfig c = backbone == "custom" ? ViTConfig() : vit_preset(backbone, 0);
+  c.num_classes = 0;
+  if (image_size > 0) c.image_size = image_size;
+  if (patch_size > 0) c.patch_size = patch_size;
+  if (embed_dim > 0) c.embed_dim = embed_dim;
+  if (depth > 0) c.depth = depth;
+  if (num_heads > 0) c.num_heads = num_heads;
+  if (mlp_ratio > 0) c.mlp_ratio = mlp_ratio;
+  if (channels > 0) c.in_channels = channels;
+  return c;
+}
+
+std::string Config::to_json() const {
+  json j = json::object();
+  for (const auto& k : keys()) j[k.name] = k.write(*this);
+  // nlohmann sorts object keys; the file reads fine either way.
+  return j.dump(2);
+}
+
+Config config_from_json(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    SDLORA_THROW(source, ": not valid JSON: ", e.what());
+  }
+  SDLORA_CHECK(j.is_object(), source, ": a config is a JSON object, got ", j.type_name());
+  Config c;
+  for (const auto& [name, value] : j.items()) {
+    const Key* k = find_key(name);
+    if (k == nullptr) unknown_key(name, source);
+    try {
+      k->read(c, value);
+    } catch (const std::exception& e) {
+      SDLORA_THROW(source, ": ", e.what());
+    }
+  }
+  try {
+    c.validate();
+  } catch (const std::exception& e) {
+    SDLORA_THROW(source, ": ", e.what());
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path);
+  SDLORA_CHECK(in.good(), "cannot open config file '", path, "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return config_from_json(ss.str(), path);
+}
+
+void apply_override(Config& config, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  SDLORA_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment,
+               "': expected key=value");
+  const std::string name = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  const Key* k = find_key(name);
+  if (k == nullptr) unknown_key(name, "--set");
+  json value;
+  if (k->is_string) {
+    value = text;
+  } else {
+    std::string t = text;
+    const bool is_list = name.find("milestones") != std::string::npos || name == "rank_schedule";
+    if (is_list && (t.empty() || t.front() != '[')) t = "[" + t + "]";
+    try {
+      value = json::parse(t);
+    } catch (const std::exception&) {
+      SDLORA_THROW("--set ", name, ": cannot read '", text, "' as a value of this key");
+    }
+  }
+  Config updated = config;
+  k->read(updated, value);
+  config = std::move(updated);
+}
+
+}  // namespace sdlora::cl

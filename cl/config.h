@@ -1,0 +1,90 @@
+// The configuration of a class-incremental run: the released code's JSON keys (dataset,
+// init_cls, increment, epochs, lrate, milestones, ...) with the same meaning, and this project's
+// own (method, sdlora_mode, rank, rank_schedule, kd_tau, backbone, weights, ...). Unknown keys
+// and bad values are errors that name the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/sdlora.h"
+#include "nn/vit.h"
+
+namespace sdlora::cl {
+
+struct Config {
+  // ---- the released code's keys
+  std::string dataset = "cifar100";
+  std::string data_path;
+  std::string prefix;              // free text recorded with the run
+  bool shuffle = true;             // false keeps the natural class order
+  int64_t init_cls = 10;           // classes of task 0
+  int64_t increment = 10;          // classes of every later task
+  int64_t init_epoch = 20;         // epochs of task 0
+  int64_t epochs = 20;             // epochs of every later task
+  double init_lr = 0.01;           // lr of task 0
+  double lrate = 0.01;             // lr of later tasks
+  std::vector<int64_t> init_milestones;  // multi-step decay epochs of task 0
+  std::vector<int64_t> milestones;       // and of later tasks
+  double init_lr_decay = 0.1;
+  double lrate_decay = 0.1;
+  int64_t batch_size = 128;
+  std::string optimizer = "sgd";   // sgd | adam | adamw
+  double momentum = 0.9;           // SGD only
+  double weight_decay = 0.0;
+  std::string scheduler = "multistep";  // constant | multistep | cosine (T_max = the epochs)
+  int64_t seed = 1993;             // a one-element list, as the released configs write it, is read too
+  int64_t num_workers = 2;
+
+  // ---- this project's keys
+  std::string method = "sdlora";   // sdlora | sdlora-rr | sdlora-kd | seq-lora | linear-probe
+  std::string sdlora_mode = "paper";  // paper | official
+  int64_t rank = 10;               // rank of every task (sdlora, sdlora-kd, seq-lora)
+  // (first task, rank) steps; empty = constant `rank`, except sdlora-rr whose default is the
+  // released schedule 10/8/6 from tasks 0/4/8.
+  std::vector<std::pair<int64_t, int64_t>> rank_schedule;
+  double kd_tau = 9e-4;            // SD-LoRA-KD's redundancy threshold on the residuals
+  std::string backbone = "vit_base_patch16_224";  // a ViT preset, or "custom"
+  // Overrides of the preset's shape (0 = the preset's value; "custom" starts from ViT-B/16).
+  int64_t image_size = 0, patch_size = 0, embed_dim = 0, depth = 0, num_heads = 0;
+  double mlp_ratio = 0.0;          // 0 = the preset's
+  std::string weights;             // the backbone's safetensors file (timm names); empty = random
+  std::string transform = "vit224";  // data/transforms.h preset: vit224, smallN, none
+  int64_t channels = 3;            // channels the backbone takes (images converted); 0 = as stored
+  int64_t eval_batch_size = 0;     // 0 = batch_size
+  // Subsampling for quick runs: the first N images of every class in the dataset's own order
+  // (0 = all). The demo uses them to fit its time budget.
+  int64_t train_per_class = 0, test_per_class = 0;
+  int64_t cache_mb = 4096;         // decoded-image cache of each loader
+  std::string device = "cpu";      // cpu | cuda | cuda:N
+  int64_t threads = 0;             // CPU threads (0 = the library default); applied by the caller
+  int64_t log_every = 0;           // batches between progress lines in log.txt (0 = per epoch only)
+
+  // Throws naming the first bad key and value.
+  void validate() const;
+  // The rank schedule the method uses.
+  RankSchedule effective_rank_schedule() const;
+  SDLoRAMode mode() const { return parse_sdlora_mode(sdlora_mode); }
+  // The backbone's shape: the preset with the overrides applied, no classifier head.
+  ViTConfig vit_config() const;
+  int64_t effective_eval_batch_size() const { return eval_batch_size > 0 ? eval_batch_size : batch_size; }
+
+  // Every key with its value, as pretty-printed JSON text.
+  std::string to_json() const;
+};
+
+// Parses JSON text (an object); unknown keys and values of the wrong type are errors naming the
+// key; the result is validated. `source` names the text in messages (a file name).
+Config config_from_json(const std::string& text, const std::string& source = "config");
+Config load_config(const std::string& path);
+// "key=value" from the command line: the value is read as the key's type (strings as given,
+// numbers, true/false, lists as JSON "[10, 15]" or "10,15", rank_schedule as
+// "[[0,10],[4,8]]"). Throws naming the key; the config is unchanged on error. Does not validate
+// the whole config (call validate() after the last override).
+void apply_override(Config& config, const std::string& assignment);
+// The names of every key, in the order to_json writes them.
+std::vector<std::string> config_keys();
+
+}  // namespace sdlora::cl

@@ -1,0 +1,41 @@
+// Class-incremental metrics as SPEC-SDLORA.md defines them: the accuracy matrix R[i][j]
+// (accuracy on task j's classes after training task i, j <= i), the sample-weighted accuracy
+// after each task, Acc (after the last task), AAA (the mean of those) and forgetting. Built from
+// correct / total counts per task, so every figure is exact and reproducible.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sdlora::cl {
+
+// Correct predictions and test images per task j <= i, counted after training task i.
+struct TaskCounts {
+  std::vector<int64_t> correct, total;
+};
+
+class AccuracyMatrix {
+ public:
+  // Appends the evaluation after the next task; it must cover tasks 0..i (i = num_tasks()).
+  void add(const TaskCounts& counts);
+  void truncate(int64_t tasks);  // keeps the rows of the first `tasks` tasks
+  int64_t num_tasks() const { return static_cast<int64_t>(rows_.size()); }
+  const TaskCounts& counts(int64_t i) const { return rows_.at(static_cast<size_t>(i)); }
+
+  // R[i][j] in percent (j <= i); a task without test images counts as 0.
+  double r(int64_t i, int64_t j) const;
+  std::vector<std::vector<double>> matrix() const;  // row i has i + 1 entries
+  // Accuracy after task i over every seen test image (sample-weighted), percent.
+  double accuracy_after(int64_t i) const;
+  std::vector<double> acc_per_task() const;
+  double acc_final() const;  // 0 with no tasks
+  double aaa() const;
+  // mean over j < last of (max over j <= i < last of R[i][j]) - R[last][j]; 0 with one task.
+  double forgetting() const;
+
+ private:
+  std::vector<TaskCounts> rows_;
+};
+
+}  // namespace sdlora::cl

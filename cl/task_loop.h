@@ -1,0 +1,112 @@
+// The class-incremental task loop: for each task, grow the classifier, let the learner add its
+// parameters, train the configured epochs with the configured optimizer and schedule, evaluate on
+// every seen class, record the metrics and statistics, and checkpoint the run folder
+// (run_dir.h), so that an interrupted run resumes after its last finished task.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cl/config.h"
+#include "cl/learner.h"
+#include "cl/metrics.h"
+#include "data/dataset.h"
+#include "nn/vit.h"
+
+namespace sdlora::cl {
+
+// One progress report per training batch (what the command line renders).
+struct Progress {
+  int64_t task = 0, num_tasks = 0;
+  int64_t epoch = 0, num_epochs = 0;  // 0-based epoch of num_epochs
+  int64_t batch = 0, num_batches = 0; // 0-based batch of the epoch
+  double loss = 0.0;                  // this batch's loss
+  double lr = 0.0;
+  double images_per_s = 0.0;          // training throughput of the task so far
+  double eta_s = 0.0;                 // estimated seconds left in the task's training
+};
+
+// Receives progress and the lines that also go to log.txt. Methods run on the training thread.
+class Reporter {
+ public:
+  virtual ~Reporter() = default;
+  virtual void on_batch(const Progress& progress) { (void)progress; }
+  virtual void on_line(const std::string& line) { (void)line; }
+};
+
+// What one task produced.
+struct TaskRecord {
+  int64_t task = 0;
+  int64_t class_begin = 0, class_end = 0;  // remapped labels [begin, end)
+  int64_t train_images = 0, test_images = 0;  // test: every seen class
+  double seconds = 0.0;         // wall time of the task (training and evaluation)
+  double train_seconds = 0.0;
+  double images_per_s = 0.0;    // training images per second
+  int64_t peak_bytes = 0;       // peak device memory during the task
+  int64_t params_trainable = 0; // learner + classifier parameters trained in the task
+  int64_t params_stored = 0;    // learner + classifier values kept after the task
+  double final_loss = 0.0;      // mean loss of the last epoch
+  TaskEnd end;                  // rank, KD decision, magnitudes
+};
+
+struct RunResult {
+  Config config;
+  std::vector<int64_t> class_order;  // original class ids in order
+  AccuracyMatrix matrix;
+  std::vector<TaskRecord> tasks;
+  double seconds = 0.0;  // sum of the tasks' wall times
+
+  // metrics.json's content: method, mode, tasks, acc_per_task, acc_final, aaa, forgetting,
+  // acc_matrix, seconds, kd, ranks, params_trainable, params_stored, and per-task statistics.
+  std::string metrics_json() const;
+  // metrics.csv: one row per task (accuracies, R[i][j] columns, statistics).
+  std::string metrics_csv() const;
+  // The accuracy matrix as a text table for a terminal.
+  std::string table() const;
+};
+
+struct RunOptions {
+  std::string run_dir;        // where metrics, log and checkpoints go; empty = nothing written
+  bool resume = false;        // continue the run in run_dir after its last finished task
+  Reporter* reporter = nullptr;
+  // Set (e.g. by a signal handler) to stop at the next batch; the run throws RunInterrupted and
+  // the folder keeps every finished task.
+  const std::atomic<bool>* stop = nullptr;
+  int64_t max_tasks = -1;     // stop after this many tasks in total (-1: all)
+};
+
+struct RunInterrupted : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Datasets {
+  std::shared_ptr<const data::Dataset> train, test;
+};
+// The config's dataset, both splits.
+Datasets open_datasets(const Config& config);
+// The config's backbone on its device: the preset and overrides, weights loaded from
+// config.weights (head tensors ignored), or timm's random init seeded by config.seed without.
+std::unique_ptr<ViT> make_backbone(const Config& config);
+
+// Runs (or resumes) every task. The backbone must be the config's (same weights on a resume).
+RunResult run_training(const Config& config, const Datasets& datasets, ViT& backbone,
+                       const RunOptions& options = {});
+// The same, opening the datasets and the backbone from the config.
+RunResult run_training(const Config& config, const RunOptions& options = {});
+
+class GrowingHead;
+// Accuracy after task t of the model (backbone with its adapters, and the classifier): correct and
+// total per task 0..t over the test images of every seen class.
+TaskCounts evaluate_seen_classes(const Config& config, const ViT& vit, const GrowingHead& head,
+                                 const Datasets& datasets, int64_t t);
+
+// The --dry-run plan as pretty JSON: dataset, class order, and per task its classes (original
+// ids), its train images and its test images (its own classes), plus the seen-class test count.
+std::string plan_json(const Config& config, const Datasets& datasets);
+std::string plan_json(const Config& config);
+
+}  // namespace sdlora::cl

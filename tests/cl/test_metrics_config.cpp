@@ -1,0 +1,132 @@
+// Metrics against hand-computed matrices, and the config contract: keys, types, overrides, errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "cl/config.h"
+#include "cl/metrics.h"
+
+namespace sdlora::cl {
+namespace {
+
+::testing::AssertionResult throws_with(const std::function<void()>& f, const std::string& text) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find(text) != std::string::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "message '" << e.what() << "' lacks '" << text << "'";
+  }
+  return ::testing::AssertionFailure() << "no exception";
+}
+
+TEST(Metrics, HandComputedMatrix) {
+  AccuracyMatrix m;
+  m.add({{9}, {10}});                 // R00 90
+  m.add({{8, 15}, {10, 20}});         // R10 80, R11 75; acc 23/30
+  m.add({{6, 10, 40}, {10, 20, 50}}); // R20 60, R21 50, R22 80; acc 56/80
+  EXPECT_EQ(m.num_tasks(), 3);
+  EXPECT_DOUBLE_EQ(m.r(0, 0), 90.0);
+  EXPECT_DOUBLE_EQ(m.r(1, 1), 75.0);
+  EXPECT_DOUBLE_EQ(m.r(2, 1), 50.0);
+  const auto acc = m.acc_per_task();
+  ASSERT_EQ(acc.size(), 3u);
+  EXPECT_DOUBLE_EQ(acc[0], 90.0);
+  EXPECT_DOUBLE_EQ(acc[1], 100.0 * 23.0 / 30.0);  // sample-weighted, not the mean of 80 and 75
+  EXPECT_DOUBLE_EQ(acc[2], 70.0);
+  EXPECT_DOUBLE_EQ(m.acc_final(), 70.0);
+  EXPECT_DOUBLE_EQ(m.aaa(), (90.0 + 100.0 * 23.0 / 30.0 + 70.0) / 3.0);
+  // Forgetting: task 0: max(90, 80) - 60 = 30; task 1: 75 - 50 = 25; mean 27.5.
+  EXPECT_DOUBLE_EQ(m.forgetting(), 27.5);
+  EXPECT_TRUE(throws_with([&] { m.r(1, 2); }, "R[1][2]"));
+  EXPECT_TRUE(throws_with([&] { m.add({{1}, {2}}); }, "must cover 4 tasks"));
+}
+
+TEST(Metrics, ForgettingOrdersTasksNumerically) {
+  // Twelve tasks: the released code sorts task names as strings ("10" < "2"); here task j's
+  // maximum is taken over rows j..10 by number. Task j scores 100 when learned and 100 - j at the end.
+  AccuracyMatrix m;
+  for (int64_t i = 0; i < 12; ++i) {
+    TaskCounts c;
+    for (int64_t j = 0; j <= i; ++j) {
+      c.correct.push_back(i == 11 ? 100 - j : 100);
+      c.total.push_back(100);
+    }
+    m.add(c);
+  }
+  double want = 0.0;
+  for (int j = 0; j < 11; ++j) want += j;
+  EXPECT_DOUBLE_EQ(m.forgetting(), want / 11.0);
+  AccuracyMatrix one;
+  one.add({{1}, {2}});
+  EXPECT_DOUBLE_EQ(one.forgetting(), 0.0);
+}
+
+TEST(Config, ReadsReleasedKeysAndOurs) {
+  const Config c = config_from_json(R"({"dataset": "imagenet-r", "init_cls": 20, "increment": 20,
+      "seed": [1995], "milestones": [10, 15], "lrate": 0.005, "optimizer": "adam",
+      "method": "sdlora-rr", "sdlora_mode": "official", "kd_tau": 0.001})");
+  EXPECT_EQ(c.dataset, "imagenet-r");
+  EXPECT_EQ(c.seed, 1995);
+  EXPECT_EQ(c.milestones, (std::vector<int64_t>{10, 15}));
+  EXPECT_EQ(c.mode(), SDLoRAMode::kOfficial);
+  EXPECT_EQ(c.effective_rank_schedule().rank_for(5), 8);  // the released RR schedule
+  EXPECT_EQ(c.effective_rank_schedule().rank_for(9), 6);
+  // to_json round-trips.
+  const Config again = config_from_json(c.to_json());
+  EXPECT_EQ(again.to_json(), c.to_json());
+}
+
+TEST(Config, ErrorsNameTheKey) {
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"lrate": 0.1, "learning_rate": 1})"); },
+                          "unknown config key 'learning_rate'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"epochs": "ten"})"); }, "'epochs'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"method": "ewc"})"); }, "'method'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"sdlora_mode": "both"})"); }, "'sdlora_mode'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"milestones": [15, 10]})"); }, "'milestones'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"rank_schedule": [[1, 4]]})"); }, "'rank_schedule'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"backbone": "resnet50"})"); }, "'backbone'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"batch_size": 0})"); }, "'batch_size'"));
+  EXPECT_TRUE(throws_with([] { config_from_json(R"({"optimizer": "rmsprop"})"); }, "'optimizer'"));
+  EXPECT_TRUE(throws_with([] { config_from_json("[1, 2]", "x.json"); }, "x.json"));
+  EXPECT_TRUE(throws_with([] { load_config("/nonexistent/c.json"); }, "/nonexistent/c.json"));
+}
+
+TEST(Config, OverridesAreTypedByKey) {
+  Config c;
+  apply_override(c, "dataset=fashion-mnist");
+  apply_override(c, "epochs=3");
+  apply_override(c, "lrate=0.05");
+  apply_override(c, "milestones=2,4");
+  apply_override(c, "shuffle=false");
+  apply_override(c, "rank_schedule=[[0,4],[2,2]]");
+  apply_override(c, "seed=7");
+  EXPECT_EQ(c.dataset, "fashion-mnist");
+  EXPECT_EQ(c.epochs, 3);
+  EXPECT_DOUBLE_EQ(c.lrate, 0.05);
+  EXPECT_EQ(c.milestones, (std::vector<int64_t>{2, 4}));
+  EXPECT_FALSE(c.shuffle);
+  EXPECT_EQ(c.effective_rank_schedule().rank_for(3), 2);
+  EXPECT_EQ(c.seed, 7);
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_TRUE(throws_with([&] { apply_override(c, "epochs=many"); }, "epochs"));
+  EXPECT_EQ(c.epochs, 3);  // unchanged on error
+  EXPECT_TRUE(throws_with([&] { apply_override(c, "colour=red"); }, "unknown config key 'colour'"));
+  EXPECT_TRUE(throws_with([&] { apply_override(c, "epochs"); }, "key=value"));
+  apply_override(c, "rank=0");
+  EXPECT_TRUE(throws_with([&] { c.validate(); }, "'rank'"));
+}
+
+TEST(Config, ShippedConfigsLoad) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SDLORA_CONFIGS_DIR)) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_config(entry.path().string()));
+    ++n;
+  }
+  EXPECT_GE(n, 1);
+}
+
+}  // namespace
+}  // namespace sdlora::cl
