@@ -1,1 +1,87 @@
+// Backbone pre-training on rendered glyphs (apps/pretrain.h) at a tiny size: the loss falls, the
+// held-out font families are disjoint from the training ones, the file loads strictly as a timm
+// ViT and records its accuracy; and the demo's built-in config is configs/demo-fashion-mnist.json.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <numeric>
+
+#include "apps/demo.h"
+#include "apps/pretrain.h"
+#include "cl/config.h"
+#include "nn/safetensors.h"
+
+namespace sdlora {
+namespace {
+
+const char* kFontDir = "/usr/share/fonts/truetype/dejavu";
+
+TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
+  if (!std::filesystem::exists(kFontDir))
+    GTEST_SKIP() << kFontDir << " missing (Debian package fonts-dejavu-core)";
+  apps::PretrainOptions o;
+  o.out = (std::filesystem::temp_directory_path() /
+           ("sdlora_pretrain_" + std::to_string(::getpid()) + ".safetensors"))
+              .string();
+  o.font_dirs = {kFontDir};
+  o.charset = "digits10";
+  o.train_images = 2400;
+  o.test_images = 200;
+  o.epochs = 2;
+  o.batch_size = 32;
+  o.lr = 3e-3;
+  o.test_fraction = 0.3;
+  o.vit.image_size = 16;
+  o.vit.patch_size = 4;
+  o.vit.embed_dim = 32;
+  o.vit.depth = 1;
+  o.vit.num_heads = 2;
+  o.vit.mlp_ratio = 2.0;
+  o.log_every = 0;
+  const apps::PretrainResult r = apps::pretrain_glyph_vit(o);
+  ASSERT_EQ(r.steps, 2 * 2400 / 32);
+  ASSERT_EQ(static_cast<int64_t>(r.losses.size()), r.steps);
+  const auto mean = [](auto b, auto e) { return std::accumulate(b, e, 0.0) / static_cast<double>(e - b); };
+  const double first = mean(r.losses.begin(), r.losses.begin() + 10);
+  const double last = mean(r.losses.end() - 10, r.losses.end());
+  EXPECT_LT(last, first - 0.3) << "the glyph loss did not fall";
+  EXPECT_GT(r.test_families, 0);
+  EXPECT_GT(r.train_families, 0);
+  // At this size the accuracies are near chance: only their range is checked here; the
+  // committed backbone's figures are in README.md.
+  EXPECT_GE(r.heldout_accuracy, 0.0);
+  EXPECT_LE(r.heldout_accuracy, 1.0);
+
+  // A strict timm load of the file into the same architecture.
+  ViTConfig c = o.vit;
+  c.num_classes = 10;
+  ViT vit(c);
+  EXPECT_NO_THROW(vit.load_pretrained(o.out));
+  const SafetensorsFile f = load_safetensors(o.out);
+  EXPECT_TRUE(f.tensors.count("patch_embed.proj.weight"));
+  EXPECT_TRUE(f.tensors.count("blocks.0.attn.qkv.weight"));
+  EXPECT_NEAR(std::stod(f.metadata.at("heldout_accuracy")), r.heldout_accuracy, 1e-4);
+  EXPECT_EQ(f.metadata.at("charset"), "digits10");
+  std::filesystem::remove(o.out);
+}
+
+TEST(Demo, BuiltInConfigIsTheShippedFile) {
+  const cl::Config file = cl::load_config(SDLORA_CONFIGS_DIR "/demo-fashion-mnist.json");
+  EXPECT_EQ(apps::demo_config().to_json(), file.to_json());
+  EXPECT_EQ(file.dataset, "fashion-mnist");
+  EXPECT_EQ(file.init_cls, 2);
+  EXPECT_EQ(file.increment, 2);
+  EXPECT_EQ(file.seed, 1993);
+  EXPECT_EQ(apps::demo_methods().size(), 5u);
+  // The backbone the demo names is committed and matches the config's shape.
+  const std::string weights = apps::locate_project_file(file.weights);
+  ASSERT_TRUE(std::filesystem::exists(weights)) << weights;
+  ViTConfig c = file.vit_config();
+  ViT vit(c);
+  EXPECT_NO_THROW(vit.load_pretrained(weights));
+}
+
+}  // namespace
+}  // namespace sdlora

@@ -1,0 +1,201 @@
+// The trainer end to end through the real binary: `sdlora train` on a tiny Fashion-MNIST-format
+// dataset written here (--dry-run plan, run folder, metrics), `sdlora eval` agreeing with the
+// run's own accuracy, `sdlora export` loadable by `sdlora forward` with the same logits as the
+// in-process model, resume after --max-tasks, and the command-line errors. Plus a reduced demo.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/var.h"
+#include "cl/run_model.h"
+#include "nn/safetensors.h"
+#include "tensor/ops.h"
+#include "tests/apps/test_app_util.h"
+#include "tests/common/test_util.h"
+
+namespace sdlora {
+namespace {
+
+namespace fs = std::filesystem;
+
+void put_u32(std::vector<uint8_t>& b, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
+}
+
+// idx files as the Fashion-MNIST distribution names them (uncompressed): 10 classes of 8 x 8
+// images, the class drawn as a bright 2 x 4 bar at a class-specific place, plus noise.
+void write_fashion_like(const std::string& dir, int per_class, uint32_t seed) {
+  fs::create_directories(dir);
+  for (const char* prefix : {"train", "t10k"}) {
+    const int n = 10 * per_class;
+    std::vector<uint8_t> img, lab;
+    img.reserve(static_cast<size_t>(16 + n * 64));
+    put_u32(img, 0x00000803);
+    put_u32(img, static_cast<uint32_t>(n));
+    put_u32(img, 8);
+    put_u32(img, 8);
+    put_u32(lab, 0x00000801);
+    put_u32(lab, static_cast<uint32_t>(n));
+    uint32_t state = seed + (prefix[0] == 't' && prefix[1] == '1' ? 7u : 0u);
+    for (int i = 0; i < n; ++i) {
+      const int c = i % 10;
+      lab.push_back(static_cast<uint8_t>(c));
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x) {
+          state = state * 1664525u + 1013904223u;
+          const bool on = y / 2 == c % 4 && x / 4 == (c / 4) % 2 && (c < 8 || x % 2 == 0);
+          img.push_back(static_cast<uint8_t>((on ? 200 : 0) + (state >> 26)));
+        }
+    }
+    std::ofstream(dir + "/" + prefix + "-images-idx3-ubyte", std::ios::binary)
+        .write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
+    std::ofstream(dir + "/" + prefix + "-labels-idx1-ubyte", std::ios::binary)
+        .write(reinterpret_cast<const char*>(lab.data()), static_cast<std::streamsize>(lab.size()));
+  }
+}
+
+class TrainCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = (fs::temp_directory_path() / ("sdlora_train_" + std::to_string(::getpid()))).string();
+    fs::remove_all(root_);
+    write_fashion_like(root_ + "/data", 12, 3);
+    config_ = root_ + "/tiny.json";
+    std::ofstream(config_) << R"({
+      "dataset": "fashion-mnist", "data_path": ")" << root_ << R"(/data",
+      "init_cls": 4, "increment": 3, "seed": 1993, "method": "sdlora-kd",
+      "backbone": "custom", "image_size": 8, "patch_size": 4, "embed_dim": 16, "depth": 1,
+      "num_heads": 2, "mlp_ratio": 2.0, "channels": 1, "transform": "none", "rank": 2,
+      "init_epoch": 2, "epochs": 2, "init_lr": 0.05, "lrate": 0.05, "scheduler": "constant",
+      "batch_size": 8, "num_workers": 1, "cache_mb": 8})";
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::string root_, config_;
+};
+
+TEST_F(TrainCommand, DryRunPrintsThePlan) {
+  const test::RunResult r =
+      test::run_sdlora("train --config " + config_ + " --out " + root_ + "/run --dry-run", true);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j.at("dataset"), "fashion-mnist");
+  // numpy's RandomState(1993).permutation(10).
+  EXPECT_EQ(j.at("class_order").size(), 10u);
+  ASSERT_EQ(j.at("tasks").size(), 3u);  // 4 + 3 + 3 classes
+  EXPECT_EQ(j.at("tasks")[0].at("classes").size(), 4u);
+  EXPECT_EQ(j.at("tasks")[2].at("classes").size(), 3u);
+  EXPECT_EQ(j.at("tasks")[1].at("train_images"), 3 * 12);
+  EXPECT_EQ(j.at("tasks")[2].at("test_images_seen"), 10 * 12);
+  EXPECT_FALSE(fs::exists(root_ + "/run")) << "a dry run writes nothing";
+}
+
+TEST_F(TrainCommand, TrainEvalExportForwardAndResume) {
+  const std::string run = root_ + "/run";
+  // Two tasks, then resume for the third.
+  test::RunResult r = test::run_sdlora("train --config " + config_ + " --out " + run +
+                                       " --max-tasks 2 --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(cl::last_finished_task(run), 1);
+  r = test::run_sdlora("train --config " + config_ + " --out " + run + " --device cpu");
+  EXPECT_NE(r.exit_code, 0) << "a second run into the same folder must be refused";
+  EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
+  r = test::run_sdlora("train --resume " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed after task 1"), std::string::npos) << r.output;
+
+  std::ifstream in(run + "/metrics.json");
+  const auto metrics = nlohmann::json::parse(in);
+  EXPECT_EQ(metrics.at("method"), "sdlora-kd");
+  EXPECT_EQ(metrics.at("tasks"), 3);
+  ASSERT_EQ(metrics.at("acc_per_task").size(), 3u);
+  ASSERT_EQ(metrics.at("kd").size(), 2u);  // decisions at tasks 1 and 2
+  for (const char* f : {"config.json", "log.txt", "metrics.csv", "state.json",
+                        "checkpoints/task_0.safetensors", "checkpoints/task_2.safetensors"})
+    EXPECT_TRUE(fs::exists(run + "/" + f)) << f;
+
+  // eval reproduces the run's accuracy after each task.
+  for (int task = 0; task < 3; ++task) {
+    r = test::run_sdlora("eval --run " + run + " --task " + std::to_string(task), true);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto e = nlohmann::json::parse(r.output);
+    EXPECT_NEAR(e.at("accuracy").get<double>(),
+                metrics.at("acc_per_task")[static_cast<size_t>(task)].get<double>(), 1e-9);
+  }
+
+  // export -> forward: the merged plain ViT gives the adapted model's logits.
+  const std::string exported = root_ + "/model.safetensors";
+  r = test::run_sdlora("export --run " + run + " --out " + exported);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const SafetensorsFile file = load_safetensors(exported);
+  for (const auto& [name, t] : file.tensors)
+    EXPECT_FALSE(SDLoRA::is_adapter_key(name)) << name << ": export should merge the adapters";
+  EXPECT_EQ(file.tensors.at("head.weight").shape(), (Shape{10, 16}));
+  const Tensor images = test::random_tensor({5, 1, 8, 8}, 3, 0.0, 1.0);
+  save_safetensors(root_ + "/images.safetensors", {{"images", images}});
+  r = test::run_sdlora("forward --weights " + exported + " --heads 2 --input " + root_ +
+                       "/images.safetensors --output " + root_ + "/out.safetensors --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Tensor logits = load_safetensors(root_ + "/out.safetensors").tensors.at("logits");
+  cl::RunModel m = cl::load_run_model(run);
+  NoGradGuard no_grad;
+  const Tensor want = m.head->forward(m.backbone->forward(images).features).data();
+  EXPECT_TRUE(test::all_close(logits, want, 1e-4, 1e-5, "exported logits"));
+}
+
+TEST_F(TrainCommand, ErrorsNameTheProblem) {
+  struct Case {
+    std::string args, expect;
+  };
+  const std::vector<Case> cases = {
+      {"train --config " + config_ + " --out " + root_ + "/r --set colour=red", "colour"},
+      {"train --config " + config_ + " --out " + root_ + "/r --set epochs=many", "epochs"},
+      {"train --config " + config_ + " --out " + root_ + "/r --set method=ewc", "method"},
+      {"train --config /nonexistent.json --out " + root_ + "/r", "/nonexistent.json"},
+      {"train --config " + config_ + " --out " + root_ + "/r --set data_path=/nonexistent/fm",
+       "/nonexistent/fm"},
+      {"train --resume " + root_ + "/nothing", "nothing"},
+      {"eval --run " + root_ + "/nothing", "nothing"},
+      {"export --run " + root_ + " --out " + root_ + "/x.safetensors", "config.json"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    const test::RunResult r = test::run_sdlora(c.args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << r.output;
+  }
+}
+
+TEST(DemoCommand, ReducedRunEndToEnd) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "Fashion-MNIST is not installed (Debian package dataset-fashion-mnist; "
+                    "scripts/test.sh installs it)";
+  const std::string out =
+      (fs::temp_directory_path() / ("sdlora_demo_" + std::to_string(::getpid()))).string();
+  fs::remove_all(out);
+  const test::RunResult r = test::run_sdlora(
+      "demo --out " + out +
+      " --methods sdlora,sdlora-kd,linear-probe --set train_per_class=40 --set test_per_class=20 "
+      "--set init_epoch=1 --set epochs=1 --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* m : {"sdlora", "sdlora-kd", "linear-probe"}) {
+    SCOPED_TRACE(m);
+    std::ifstream in(out + "/" + m + "/metrics.json");
+    ASSERT_TRUE(in.good());
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j.at("tasks"), 5);
+    EXPECT_EQ(j.at("acc_matrix").size(), 5u);
+    EXPECT_EQ(r.output.find(std::string("\n") + m) != std::string::npos, true) << r.output;
+  }
+  EXPECT_NE(r.output.find("SD-LoRA accuracy matrix"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("SD-LoRA-KD decisions"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/summary.json"));
+  fs::remove_all(out);
+}
+
+}  // namespace
+}  // namespace sdlora
