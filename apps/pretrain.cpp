@@ -46,7 +46,7 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 ViTConfig glyph_vit_config(int64_t num_classes) {
   ViTConfig c;
   c.image_size = 28;
-  c.patch_size = 4;
+  c.patch_size = 7;
   c.in_channels = 3;
   c.embed_dim = 96;
   c.depth = 4;

@@ -18,7 +18,7 @@
 namespace sdlora::apps {
 
 // The backbone the demo ships: 28 px glyphs in 3 equal channels (as the demo feeds
-// Fashion-MNIST), patch 4 (49 tokens + class token), width 96, 4 blocks of 4 heads, MLP ratio 2.
+// Fashion-MNIST), patch 7 (16 tokens + class token), width 96, 4 blocks of 4 heads, MLP ratio 2.
 ViTConfig glyph_vit_config(int64_t num_classes);
 
 struct PretrainOptions {

@@ -245,13 +245,19 @@ void Config::validate() const {
   SDLORA_CHECK(channels == 0 || channels == 1 || channels == 3,
                "config key 'channels': must be 0, 1 or 3, got ", channels);
   SDLORA_CHECK(cache_mb >= 0, "config key 'cache_mb': must be >= 0, got ", cache_mb);
-  try {
-    Device::parse(device);
-  } catch (const std::exception& e) {
-    SDLORA_THROW("config key 'device': ", e.what());
-  }
+  // The form only: whether a GPU is present is checked when the run starts, so that configs
+  // written for a GPU machine load (and dry-run) anywhere.
+  const bool cuda_form = device == "cuda" ||
+                         (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+                          device.find_first_not_of("0123456789", 5) == std::string::npos);
+  SDLORA_CHECK(device == "auto" || device == "cpu" || cuda_form,
+               "config key 'device': expected auto, cpu, cuda or cuda:N, got '", device, "'");
   SDLORA_CHECK(threads >= 0, "config key 'threads': must be >= 0, got ", threads);
   SDLORA_CHECK(log_every >= 0, "config key 'log_every': must be >= 0, got ", log_every);
+}
+
+Device Config::resolved_device() const {
+  return device == "auto" ? default_device() : Device::parse(device);
 }
 
 RankSchedule Config::effective_rank_schedule() const {

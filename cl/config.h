@@ -58,7 +58,7 @@ struct Config {
   // (0 = all). The demo uses them to fit its time budget.
   int64_t train_per_class = 0, test_per_class = 0;
   int64_t cache_mb = 4096;         // decoded-image cache of each loader
-  std::string device = "cpu";      // cpu | cuda | cuda:N
+  std::string device = "auto";     // auto (cuda when a GPU is present, else cpu) | cpu | cuda | cuda:N
   int64_t threads = 0;             // CPU threads (0 = the library default); applied by the caller
   int64_t log_every = 0;           // batches between progress lines in log.txt (0 = per epoch only)
 
@@ -67,6 +67,8 @@ struct Config {
   // The rank schedule the method uses.
   RankSchedule effective_rank_schedule() const;
   SDLoRAMode mode() const { return parse_sdlora_mode(sdlora_mode); }
+  // The device to run on; throws when a GPU is asked for and none is present.
+  Device resolved_device() const;
   // The backbone's shape: the preset with the overrides applied, no classifier head.
   ViTConfig vit_config() const;
   int64_t effective_eval_batch_size() const { return eval_batch_size > 0 ? eval_batch_size : batch_size; }

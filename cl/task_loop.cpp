@@ -179,7 +179,7 @@ Datasets open_datasets(const Config& config) {
 }
 
 std::unique_ptr<ViT> make_backbone(const Config& config) {
-  const Device device = Device::parse(config.device);
+  const Device device = config.resolved_device();
   auto vit = std::make_unique<ViT>(config.vit_config(), device);
   if (!config.weights.empty()) {
     vit->load_pretrained(config.weights);

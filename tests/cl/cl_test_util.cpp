@@ -64,6 +64,7 @@ Config tiny_config(const std::string& method) {
   c.mlp_ratio = 2.0;
   c.channels = 1;
   c.transform = "none";
+  c.device = "cpu";
   c.num_workers = 1;
   c.cache_mb = 16;
   c.validate();
