@@ -14,3 +14,25 @@ sdlora_find_cuda() {
     done
   fi
 }
+
+# Installs whichever of SDLORA_PACKAGES are missing (apt-get; sudo when not root).
+sdlora_install_packages() {
+  local missing="" p
+  for p in $SDLORA_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    echo "== installing:$missing"
+    local SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+  fi
+}
+
+# Fonts for `sdlora pretrain` (scripts/pretrain-backbone.sh): many typefaces, as notMNIST had;
+# not needed to build, test or run the demo.
+SDLORA_FONT_PACKAGES="fonts-dejavu-core fonts-aenigma fonts-dustin fonts-liberation fonts-liberation2
+  fonts-freefont-ttf fonts-go fonts-urw-base35 fonts-beteckna fonts-isabella fonts-crosextra-carlito
+  fonts-crosextra-caladea fonts-linuxlibertine fonts-ebgaramond fonts-cantarell fonts-open-sans
+  fonts-roboto-unhinted fonts-texgyre fonts-lato fonts-inconsolata fonts-anonymous-pro"
