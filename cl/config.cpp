@@ -261,9 +261,8 @@ Device Config::resolved_device() const {
 }
 
 RankSchedule Config::effective_rank_schedule() const {
-  if (!rank_schedule.empty()) return RankSchedule{rank_schedule};
-  if (method == "sdlora-rr") return RankSchedule::reduced();
-  return RankSchedule::constant(rank);
+  if (method != "sdlora-rr") return RankSchedule::constant(rank);
+  return rank_schedule.empty() ? RankSchedule::reduced() : RankSchedule{rank_schedule};
 }
 
 ViTConfig Config::vit_config() const {

@@ -42,8 +42,8 @@ struct Config {
   std::string method = "sdlora";   // sdlora | sdlora-rr | sdlora-kd | seq-lora | linear-probe
   std::string sdlora_mode = "paper";  // paper | official
   int64_t rank = 10;               // rank of every task (sdlora, sdlora-kd, seq-lora)
-  // (first task, rank) steps; empty = constant `rank`, except sdlora-rr whose default is the
-  // released schedule 10/8/6 from tasks 0/4/8.
+  // SD-LoRA-RR's (first task, rank) steps; empty = the released schedule 10/8/6 from tasks
+  // 0/4/8. The other methods use the constant `rank` (so one config serves every method).
   std::vector<std::pair<int64_t, int64_t>> rank_schedule;
   double kd_tau = 9e-4;            // SD-LoRA-KD's redundancy threshold on the residuals
   std::string backbone = "vit_base_patch16_224";  // a ViT preset, or "custom"

@@ -100,6 +100,7 @@ TEST(Config, OverridesAreTypedByKey) {
   apply_override(c, "milestones=2,4");
   apply_override(c, "shuffle=false");
   apply_override(c, "rank_schedule=[[0,4],[2,2]]");
+  apply_override(c, "method=sdlora-rr");
   apply_override(c, "seed=7");
   EXPECT_EQ(c.dataset, "fashion-mnist");
   EXPECT_EQ(c.epochs, 3);
@@ -107,6 +108,9 @@ TEST(Config, OverridesAreTypedByKey) {
   EXPECT_EQ(c.milestones, (std::vector<int64_t>{2, 4}));
   EXPECT_FALSE(c.shuffle);
   EXPECT_EQ(c.effective_rank_schedule().rank_for(3), 2);
+  apply_override(c, "method=sdlora");  // the schedule is SD-LoRA-RR's; the others use `rank`
+  EXPECT_EQ(c.effective_rank_schedule().rank_for(3), c.rank);
+  apply_override(c, "method=sdlora-rr");
   EXPECT_EQ(c.seed, 7);
   EXPECT_NO_THROW(c.validate());
   EXPECT_TRUE(throws_with([&] { apply_override(c, "epochs=many"); }, "epochs"));
