@@ -58,8 +58,9 @@ void ConsoleReporter::on_batch(const cl::Progress& p) {
     if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
     char line[256];
     std::snprintf(line, sizeof line,
-                  "task %lld/%lld epoch %lld/%lld [%s] %lld/%lld loss %.4f %.0f img/s ETA %s",
-                  static_cast<long long>(p.task + 1), static_cast<long long>(p.num_tasks),
+                  "task %lld (%lld/%lld) epoch %lld/%lld [%s] %lld/%lld loss %.4f %.0f img/s ETA %s",
+                  static_cast<long long>(p.task), static_cast<long long>(p.task + 1),
+                  static_cast<long long>(p.num_tasks),
                   static_cast<long long>(p.epoch + 1), static_cast<long long>(p.num_epochs),
                   bar.c_str(), static_cast<long long>(p.batch + 1),
                   static_cast<long long>(p.num_batches), p.loss, p.images_per_s,
@@ -78,7 +79,7 @@ void ConsoleReporter::on_batch(const cl::Progress& p) {
   last_plain_decile_ = decile;
   if (quiet_) return;
   std::ostringstream o;
-  o << prefix_ << "task " << p.task + 1 << "/" << p.num_tasks << " epoch " << p.epoch + 1 << "/"
+  o << prefix_ << "task " << p.task << " (" << p.task + 1 << "/" << p.num_tasks << ") epoch " << p.epoch + 1 << "/"
     << p.num_epochs << " batch " << p.batch + 1 << "/" << p.num_batches << " loss " << p.loss
     << " " << static_cast<long long>(p.images_per_s) << " img/s ETA "
     << format_duration(p.eta_s);

@@ -101,6 +101,10 @@ TEST_F(TrainCommand, TrainEvalExportForwardAndResume) {
                                        " --max-tasks 2 --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(cl::last_finished_task(run), 1);
+  // Off a terminal, progress comes as plain lines: task, epoch, batch, loss, images/s, ETA.
+  EXPECT_NE(r.output.find("task 1 (2/3) epoch 2/2 batch"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("img/s ETA"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find('\r'), std::string::npos) << "no bar redrawing off a terminal";
   r = test::run_sdlora("train --config " + config_ + " --out " + run + " --device cpu");
   EXPECT_NE(r.exit_code, 0) << "a second run into the same folder must be refused";
   EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
