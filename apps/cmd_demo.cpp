@@ -4,7 +4,6 @@
 //
 //   sdlora demo --out DIR [--methods m1,m2,...] [--set key=value ...] [--device cpu|cuda]
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -31,7 +30,8 @@ void run_demo(const DemoOptions& o) {
   if (!o.device.empty()) base.device = o.device;
   base.weights = locate_project_file(base.weights);
   SDLORA_CHECK(base.weights.empty() || std::filesystem::exists(base.weights), "demo backbone '",
-               base.weights, "' not found (it is committed under models/; regenerate it with "
+               base.weights,
+               "' not found (it is committed under models/; regenerate it with "
                "`sdlora pretrain`, see README.md)");
   base.validate();
   set_cpu_threads(static_cast<int>(base.threads));
@@ -43,10 +43,9 @@ void run_demo(const DemoOptions& o) {
   }
 
   std::filesystem::create_directories(o.out);
-  std::cout << "sdlora demo: Split Fashion-MNIST, " << base.train_per_class
-            << " training and " << base.test_per_class << " test images per class, tasks of "
-            << base.increment << " classes, backbone " << base.weights << ", device "
-            << base.device << "\n";
+  std::cout << "sdlora demo: Split Fashion-MNIST, " << base.train_per_class << " training and "
+            << base.test_per_class << " test images per class, tasks of " << base.increment
+            << " classes, backbone " << base.weights << ", device " << base.device << "\n";
   const cl::Datasets data = cl::open_datasets(base);
   std::vector<DemoRun> runs;
   StopOnSignal stop;
@@ -66,8 +65,7 @@ void run_demo(const DemoOptions& o) {
   const std::string report = demo_report(runs);
   std::cout << "\n" << report;
   nlohmann::json summary = nlohmann::json::array();
-  for (const DemoRun& r : runs)
-    summary.push_back(nlohmann::json::parse(r.result.metrics_json()));
+  for (const DemoRun& r : runs) summary.push_back(nlohmann::json::parse(r.result.metrics_json()));
   cl::write_file_atomic((std::filesystem::path(o.out) / "summary.json").string(),
                         summary.dump(2) + "\n");
   cl::write_file_atomic((std::filesystem::path(o.out) / "report.txt").string(), report);
@@ -79,9 +77,10 @@ void run_demo(const DemoOptions& o) {
 
 Command add_demo_command(CLI::App& root) {
   auto o = std::make_shared<DemoOptions>();
-  CLI::App* app = root.add_subcommand(
-      "demo", "Compare SD-LoRA, -RR, -KD, sequential LoRA and a linear probe on Split "
-              "Fashion-MNIST from the committed small ViT backbone");
+  CLI::App* app =
+      root.add_subcommand("demo",
+                          "Compare SD-LoRA, -RR, -KD, sequential LoRA and a linear probe on Split "
+                          "Fashion-MNIST from the committed small ViT backbone");
   app->add_option("--out", o->out, "folder for the runs (DIR/<method>/) and the summary")
       ->required();
   app->add_option("--methods", o->methods, "methods to run (default: all five)")->delimiter(',');

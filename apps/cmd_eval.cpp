@@ -3,7 +3,6 @@
 //
 //   sdlora eval --run DIR [--task K] [--device cpu|cuda]
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -24,7 +23,8 @@ void run_eval(const EvalOptions& o) {
   cl::RunModel m = cl::load_run_model(o.run, o.task, o.device);
   set_cpu_threads(static_cast<int>(m.config.threads));
   const cl::Datasets d = cl::open_datasets(m.config);
-  const cl::TaskCounts counts = cl::evaluate_seen_classes(m.config, *m.backbone, *m.head, d, m.task);
+  const cl::TaskCounts counts =
+      cl::evaluate_seen_classes(m.config, *m.backbone, *m.head, d, m.task);
   int64_t correct = 0, total = 0;
   std::vector<double> per_task;
   for (size_t j = 0; j < counts.total.size(); ++j) {
@@ -34,18 +34,18 @@ void run_eval(const EvalOptions& o) {
                                                  static_cast<double>(counts.total[j])
                                            : 0.0);
   }
-  const nlohmann::json j{{"run", o.run},
-                         {"method", m.config.method},
-                         {"task", m.task},
-                         {"classes", m.head->num_classes()},
-                         {"test_images", total},
-                         {"correct", correct},
-                         {"accuracy", total > 0 ? 100.0 * static_cast<double>(correct) /
-                                                      static_cast<double>(total)
-                                                : 0.0},
-                         {"accuracy_per_task", per_task},
-                         {"correct_per_task", counts.correct},
-                         {"total_per_task", counts.total}};
+  const nlohmann::json j{
+      {"run", o.run},
+      {"method", m.config.method},
+      {"task", m.task},
+      {"classes", m.head->num_classes()},
+      {"test_images", total},
+      {"correct", correct},
+      {"accuracy",
+       total > 0 ? 100.0 * static_cast<double>(correct) / static_cast<double>(total) : 0.0},
+      {"accuracy_per_task", per_task},
+      {"correct_per_task", counts.correct},
+      {"total_per_task", counts.total}};
   std::cout << j.dump(2) << "\n";
 }
 

@@ -4,7 +4,6 @@
 //
 //   sdlora export --run DIR --out FILE [--task K]
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <memory>
 

@@ -6,7 +6,6 @@
 //                [--dry-run] [--max-tasks N]
 //   sdlora train --resume DIR [--set key=value ...] [--device cpu|cuda]
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -57,8 +56,10 @@ void run_train(const TrainOptions& o) {
   SDLORA_CHECK(!run.run_dir.empty(), "--out is required (the run folder to write)");
   run.resume = !o.resume.empty();
   if (!run.resume && std::filesystem::exists(std::filesystem::path(run.run_dir) / "state.json"))
-    SDLORA_THROW("--out '", run.run_dir, "' already holds a run (state.json); continue it with "
-                 "--resume ", run.run_dir, " or choose another folder");
+    SDLORA_THROW("--out '", run.run_dir,
+                 "' already holds a run (state.json); continue it with "
+                 "--resume ",
+                 run.run_dir, " or choose another folder");
   run.max_tasks = o.max_tasks;
   ConsoleReporter reporter;
   run.reporter = &reporter;
@@ -76,8 +77,9 @@ Command add_train_command(CLI::App& root) {
       "train", "Run class-incremental training (SD-LoRA, -RR, -KD or a baseline) from a config");
   app->add_option("--config", o->config, "JSON config (configs/*.json); keys as in README.md");
   app->add_option("--set", o->sets, "override one config key: key=value (repeatable)");
-  app->add_option("--out", o->out, "run folder: config.json, log.txt, metrics.json, metrics.csv, "
-                                   "checkpoints/task_K.safetensors");
+  app->add_option("--out", o->out,
+                  "run folder: config.json, log.txt, metrics.json, metrics.csv, "
+                  "checkpoints/task_K.safetensors");
   app->add_option("--device", o->device, "cpu, cuda or cuda:N (overrides the config's device)");
   app->add_option("--resume", o->resume,
                   "continue the run in this folder after its last finished task");

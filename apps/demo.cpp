@@ -30,16 +30,15 @@ std::string locate_project_file(const std::string& path) {
 std::string demo_report(const std::vector<DemoRun>& runs) {
   std::ostringstream o;
   o << std::fixed << std::setprecision(2);
-  o << std::left << std::setw(14) << "method" << std::right << std::setw(8) << "Acc"
-    << std::setw(8) << "AAA" << std::setw(12) << "forgetting" << std::setw(16)
-    << "stored params" << std::setw(10) << "seconds" << '\n';
+  o << std::left << std::setw(14) << "method" << std::right << std::setw(8) << "Acc" << std::setw(8)
+    << "AAA" << std::setw(12) << "forgetting" << std::setw(16) << "stored params" << std::setw(10)
+    << "seconds" << '\n';
   for (const DemoRun& r : runs) {
     const cl::AccuracyMatrix& m = r.result.matrix;
     const int64_t stored = r.result.tasks.empty() ? 0 : r.result.tasks.back().params_stored;
     o << std::left << std::setw(14) << r.method << std::right << std::setw(8) << m.acc_final()
       << std::setw(8) << m.aaa() << std::setw(12) << m.forgetting() << std::setw(16) << stored
-      << std::setw(10) << std::setprecision(1) << r.result.seconds << std::setprecision(2)
-      << '\n';
+      << std::setw(10) << std::setprecision(1) << r.result.seconds << std::setprecision(2) << '\n';
   }
   for (const DemoRun& r : runs) {
     if (r.method == "sdlora") {

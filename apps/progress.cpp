@@ -12,7 +12,8 @@ namespace sdlora::apps {
 namespace {
 
 std::atomic<bool> g_stop{false};  // set from the signal handler: must be lock-free and global
-struct sigaction g_old_int {}, g_old_term {};
+struct sigaction g_old_int {
+}, g_old_term{};
 
 extern "C" void on_stop_signal(int sig) {
   g_stop.store(true);
@@ -52,19 +53,21 @@ void ConsoleReporter::on_batch(const cl::Progress& p) {
     if (!last && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
     constexpr int kWidth = 24;
-    const double frac = p.num_batches > 0 ? static_cast<double>(p.batch + 1) / static_cast<double>(p.num_batches) : 1.0;
+    const double frac = p.num_batches > 0
+                            ? static_cast<double>(p.batch + 1) / static_cast<double>(p.num_batches)
+                            : 1.0;
     const int filled = static_cast<int>(frac * kWidth);
     std::string bar(static_cast<size_t>(filled), '=');
     if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
     char line[256];
-    std::snprintf(line, sizeof line,
-                  "task %lld (%lld/%lld) epoch %lld/%lld [%s] %lld/%lld loss %.4f %.0f img/s ETA %s",
-                  static_cast<long long>(p.task), static_cast<long long>(p.task + 1),
-                  static_cast<long long>(p.num_tasks),
-                  static_cast<long long>(p.epoch + 1), static_cast<long long>(p.num_epochs),
-                  bar.c_str(), static_cast<long long>(p.batch + 1),
-                  static_cast<long long>(p.num_batches), p.loss, p.images_per_s,
-                  format_duration(p.eta_s).c_str());
+    std::snprintf(
+        line, sizeof line,
+        "task %lld (%lld/%lld) epoch %lld/%lld [%s] %lld/%lld loss %.4f %.0f img/s ETA %s",
+        static_cast<long long>(p.task), static_cast<long long>(p.task + 1),
+        static_cast<long long>(p.num_tasks), static_cast<long long>(p.epoch + 1),
+        static_cast<long long>(p.num_epochs), bar.c_str(), static_cast<long long>(p.batch + 1),
+        static_cast<long long>(p.num_batches), p.loss, p.images_per_s,
+        format_duration(p.eta_s).c_str());
     std::cerr << "\r\033[K" << prefix_ << line << std::flush;
     bar_shown_ = true;
     return;
@@ -79,9 +82,9 @@ void ConsoleReporter::on_batch(const cl::Progress& p) {
   last_plain_decile_ = decile;
   if (quiet_) return;
   std::ostringstream o;
-  o << prefix_ << "task " << p.task << " (" << p.task + 1 << "/" << p.num_tasks << ") epoch " << p.epoch + 1 << "/"
-    << p.num_epochs << " batch " << p.batch + 1 << "/" << p.num_batches << " loss " << p.loss
-    << " " << static_cast<long long>(p.images_per_s) << " img/s ETA "
+  o << prefix_ << "task " << p.task << " (" << p.task + 1 << "/" << p.num_tasks << ") epoch "
+    << p.epoch + 1 << "/" << p.num_epochs << " batch " << p.batch + 1 << "/" << p.num_batches
+    << " loss " << p.loss << " " << static_cast<long long>(p.images_per_s) << " img/s ETA "
     << format_duration(p.eta_s);
   std::cerr << o.str() << "\n";
 }

@@ -3,9 +3,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cl/run_dir.h"
 #include "nn/safetensors.h"
@@ -89,14 +88,15 @@ ExportedModel export_merged(const RunModel& m) {
   shape << "image " << c.image_size << ", patch " << c.patch_size << ", channels " << c.in_channels
         << ", width " << c.embed_dim << ", depth " << c.depth << ", heads " << c.num_heads
         << ", mlp ratio " << c.mlp_ratio << ", classes " << m.head->num_classes();
-  out.metadata = {{"producer", "sdlora export"},
-                  {"method", m.config.method},
-                  {"sdlora_mode", m.config.sdlora_mode},
-                  {"task", std::to_string(m.task)},
-                  {"num_heads", std::to_string(c.num_heads)},
-                  {"model", shape.str()},
-                  {"class_order", nlohmann::json(m.class_order).dump()},
-                  {"merged", merged ? "adapters merged into blocks.*.attn.qkv.weight" : "no adapters"}};
+  out.metadata = {
+      {"producer", "sdlora export"},
+      {"method", m.config.method},
+      {"sdlora_mode", m.config.sdlora_mode},
+      {"task", std::to_string(m.task)},
+      {"num_heads", std::to_string(c.num_heads)},
+      {"model", shape.str()},
+      {"class_order", nlohmann::json(m.class_order).dump()},
+      {"merged", merged ? "adapters merged into blocks.*.attn.qkv.weight" : "no adapters"}};
   return out;
 }
 

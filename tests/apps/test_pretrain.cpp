@@ -2,7 +2,6 @@
 // held-out font families are disjoint from the training ones, the file loads strictly as a timm
 // ViT and records its accuracy; and the demo's built-in config is configs/demo-fashion-mnist.json.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -43,7 +42,9 @@ TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   const apps::PretrainResult r = apps::pretrain_glyph_vit(o);
   ASSERT_EQ(r.steps, 2 * 2400 / 32);
   ASSERT_EQ(static_cast<int64_t>(r.losses.size()), r.steps);
-  const auto mean = [](auto b, auto e) { return std::accumulate(b, e, 0.0) / static_cast<double>(e - b); };
+  const auto mean = [](auto b, auto e) {
+    return std::accumulate(b, e, 0.0) / static_cast<double>(e - b);
+  };
   const double first = mean(r.losses.begin(), r.losses.begin() + 10);
   const double last = mean(r.losses.end() - 10, r.losses.end());
   EXPECT_LT(last, first - 0.3) << "the glyph loss did not fall";

@@ -3,7 +3,6 @@
 // run's own accuracy, `sdlora export` loadable by `sdlora forward` with the same logits as the
 // in-process model, resume after --max-tasks, and the command-line errors. Plus a reduced demo.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -66,7 +65,8 @@ class TrainCommand : public ::testing::Test {
     write_fashion_like(root_ + "/data", 12, 3);
     config_ = root_ + "/tiny.json";
     std::ofstream(config_) << R"({
-      "dataset": "fashion-mnist", "data_path": ")" << root_ << R"(/data",
+      "dataset": "fashion-mnist", "data_path": ")"
+                           << root_ << R"(/data",
       "init_cls": 4, "increment": 3, "seed": 1993, "method": "sdlora-kd",
       "backbone": "custom", "image_size": 8, "patch_size": 4, "embed_dim": 16, "depth": 1,
       "num_heads": 2, "mlp_ratio": 2.0, "channels": 1, "transform": "none", "rank": 2,

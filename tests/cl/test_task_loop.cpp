@@ -52,7 +52,7 @@ TEST(TaskLoop, SplitsHeadGrowthAndUntouchedOldRows) {
     const TaskRecord& rec = r.tasks[static_cast<size_t>(t)];
     EXPECT_EQ(rec.class_begin, 2 * t);
     EXPECT_EQ(rec.class_end, 2 * t + 2);
-    EXPECT_EQ(rec.train_images, 2 * 24);          // the task's own classes only
+    EXPECT_EQ(rec.train_images, 2 * 24);           // the task's own classes only
     EXPECT_EQ(rec.test_images, 2 * (t + 1) * 10);  // every seen class
     EXPECT_EQ(rec.end.rank, 2);
   }
@@ -131,7 +131,8 @@ TEST(TaskLoop, AccuracyMatrixMatchesAnIndependentEvaluation) {
     for (int64_t k = 0; k <= i; ++k) {
       cor += r.matrix.counts(i).correct[static_cast<size_t>(k)];
       tot += r.matrix.counts(i).total[static_cast<size_t>(k)];
-      EXPECT_NEAR(R[i][k], 100.0 * r.matrix.counts(i).correct[k] / r.matrix.counts(i).total[k], 1e-9);
+      EXPECT_NEAR(R[i][k], 100.0 * r.matrix.counts(i).correct[k] / r.matrix.counts(i).total[k],
+                  1e-9);
     }
     acc.push_back(100.0 * cor / tot);
     aaa += acc.back() / 3.0;
