@@ -7,6 +7,8 @@
 //                [--pipeline vit224] [--cache-mb MB] [--device cpu|cuda] [--quality Q]
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -44,44 +46,25 @@ struct Args {
   int quality = 90;
 };
 
-std::vector<int> parse_list(const std::string& s) {
-  std::vector<int> v;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');) v.push_back(std::stoi(part));
-  return v;
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error("missing value after " + k);
-      return argv[++i];
-    };
-    if (k == "--images")
-      a.images = std::stoi(value());
-    else if (k == "--threads")
-      a.threads = parse_list(value());
-    else if (k == "--batch")
-      a.batch = std::stoi(value());
-    else if (k == "--epochs")
-      a.epochs = std::stoi(value());
-    else if (k == "--width")
-      a.width = std::stoi(value());
-    else if (k == "--height")
-      a.height = std::stoi(value());
-    else if (k == "--pipeline")
-      a.pipeline = value();
-    else if (k == "--cache-mb")
-      a.cache_mb = std::stoll(value());
-    else if (k == "--device")
-      a.device = value();
-    else if (k == "--quality")
-      a.quality = std::stoi(value());
-    else
-      throw std::runtime_error("unknown option " + k +
-                               " (see the comment at the top of bench_loader.cpp)");
+  CLI::App app{"Loader throughput on synthetic JPEGs (first epoch, then cached epochs); JSON"};
+  app.add_option("--images", a.images, "synthetic JPEGs to write and read")->capture_default_str();
+  app.add_option("--threads", a.threads, "worker counts to compare (default 1, 2, 4, ... cores)")
+      ->delimiter(',');
+  app.add_option("--batch", a.batch, "images per batch")->capture_default_str();
+  app.add_option("--epochs", a.epochs, "epochs (the first decodes, the rest hit the cache)")
+      ->capture_default_str();
+  app.add_option("--width", a.width, "JPEG width")->capture_default_str();
+  app.add_option("--height", a.height, "JPEG height")->capture_default_str();
+  app.add_option("--pipeline", a.pipeline, "transform preset")->capture_default_str();
+  app.add_option("--cache-mb", a.cache_mb, "decoded-image cache")->capture_default_str();
+  app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
+  app.add_option("--quality", a.quality, "JPEG quality")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   if (a.threads.empty()) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -9,6 +9,8 @@
 //
 //   bench_sdlora_projection [--tasks 2,20] [--batch 8] [--tokens 197] [--width 768] [--rank 10]
 //                           [--reps 15] [--warmup 3] [--device cpu|cuda] [--seed S]
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,31 +38,23 @@ struct Args {
   uint64_t seed = 0;
 };
 
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> v;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');) v.push_back(std::stoll(part));
-  return v;
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error("missing value after " + k);
-      return argv[++i];
-    };
-    if (k == "--tasks") a.tasks = parse_list(value());
-    else if (k == "--batch") a.batch = std::stoll(value());
-    else if (k == "--tokens") a.tokens = std::stoll(value());
-    else if (k == "--width") a.width = std::stoll(value());
-    else if (k == "--rank") a.rank = std::stoll(value());
-    else if (k == "--reps") a.reps = std::stoll(value());
-    else if (k == "--warmup") a.warmup = std::stoll(value());
-    else if (k == "--device") a.device = value();
-    else if (k == "--seed") a.seed = std::stoull(value());
-    else throw std::runtime_error("unknown argument " + k);
+  CLI::App app{"One SD-LoRA-adapted ViT qkv projection, forward and backward, per task count; JSON"};
+  app.add_option("--tasks", a.tasks, "frozen-component counts to compare")->delimiter(',');
+  app.add_option("--batch", a.batch, "images")->capture_default_str();
+  app.add_option("--tokens", a.tokens, "tokens per image")->capture_default_str();
+  app.add_option("--width", a.width, "model width d (the qkv is 3d x d)")->capture_default_str();
+  app.add_option("--rank", a.rank, "rank of every component")->capture_default_str();
+  app.add_option("--reps", a.reps, "timed repetitions (the median is reported)")
+      ->capture_default_str();
+  app.add_option("--warmup", a.warmup, "untimed repetitions first")->capture_default_str();
+  app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
+  app.add_option("--seed", a.seed, "seed of weights and inputs")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   if (a.tasks.empty() || a.batch <= 0 || a.tokens <= 0 || a.width <= 0 || a.rank <= 0 || a.reps <= 0 ||
       a.warmup < 0)
