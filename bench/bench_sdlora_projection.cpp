@@ -10,7 +10,6 @@
 //   bench_sdlora_projection [--tasks 2,20] [--batch 8] [--tokens 197] [--width 768] [--rank 10]
 //                           [--reps 15] [--warmup 3] [--device cpu|cuda] [--seed S]
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,7 +39,8 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  CLI::App app{"One SD-LoRA-adapted ViT qkv projection, forward and backward, per task count; JSON"};
+  CLI::App app{
+      "One SD-LoRA-adapted ViT qkv projection, forward and backward, per task count; JSON"};
   app.add_option("--tasks", a.tasks, "frozen-component counts to compare")->delimiter(',');
   app.add_option("--batch", a.batch, "images")->capture_default_str();
   app.add_option("--tokens", a.tokens, "tokens per image")->capture_default_str();
@@ -56,8 +56,8 @@ Args parse(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::exit(app.exit(e));
   }
-  if (a.tasks.empty() || a.batch <= 0 || a.tokens <= 0 || a.width <= 0 || a.rank <= 0 || a.reps <= 0 ||
-      a.warmup < 0)
+  if (a.tasks.empty() || a.batch <= 0 || a.tokens <= 0 || a.width <= 0 || a.rank <= 0 ||
+      a.reps <= 0 || a.warmup < 0)
     throw std::runtime_error("sizes, --reps and --tasks must be positive (--warmup >= 0)");
   for (int64_t t : a.tasks)
     if (t < 0) throw std::runtime_error("--tasks: task counts must be >= 0");
@@ -187,34 +187,38 @@ int main(int argc, char** argv) {
     // The adapter's multiply-adds per token: one down-product for q and v together (2 R d) and
     // one up-product each (2 R d), against the frozen qkv product's 3 d^2.
     const double d = static_cast<double>(a.width);
-    std::printf("{\n  \"benchmark\": \"sdlora_projection\",\n  \"device\": \"%s\",\n", device.str().c_str());
-    std::printf("  \"shape\": {\"batch\": %lld, \"tokens\": %lld, \"width\": %lld, \"rank\": %lld},\n",
-                static_cast<long long>(a.batch), static_cast<long long>(a.tokens),
-                static_cast<long long>(a.width), static_cast<long long>(a.rank));
-    std::printf("  \"projection\": \"qkv (3d x d, bias) with SD-LoRA on q and v; backward to x, the "
-                "current pair and the magnitudes\",\n");
+    std::printf("{\n  \"benchmark\": \"sdlora_projection\",\n  \"device\": \"%s\",\n",
+                device.str().c_str());
+    std::printf(
+        "  \"shape\": {\"batch\": %lld, \"tokens\": %lld, \"width\": %lld, \"rank\": %lld},\n",
+        static_cast<long long>(a.batch), static_cast<long long>(a.tokens),
+        static_cast<long long>(a.width), static_cast<long long>(a.rank));
+    std::printf(
+        "  \"projection\": \"qkv (3d x d, bias) with SD-LoRA on q and v; backward to x, the "
+        "current pair and the magnitudes\",\n");
     std::printf("  \"reps\": %lld,\n  \"warmup\": %lld,\n  \"statistic\": \"median\",\n",
                 static_cast<long long>(a.reps), static_cast<long long>(a.warmup));
     std::printf("  \"runs\": [\n");
     for (size_t i = 0; i < runs.size(); ++i) {
       const Timing& t = runs[i];
       const double adapter_macs = 4.0 * static_cast<double>(t.total_rank) * d;
-      std::printf("    {\"frozen_components\": %s, \"total_rank\": %lld, \"forward_ms\": %.3f, "
-                  "\"adapter_forward_ms\": %.3f, \"backward_ms\": %.3f, \"adapter_flops_share\": %.4f}%s\n",
-                  t.tasks < 0 ? "null" : std::to_string(t.tasks).c_str(),
-                  static_cast<long long>(t.total_rank), t.forward_ms, t.adapter_forward_ms,
-                  t.backward_ms, adapter_macs / (3.0 * d * d + adapter_macs),
-                  i + 1 < runs.size() ? "," : "");
+      std::printf(
+          "    {\"frozen_components\": %s, \"total_rank\": %lld, \"forward_ms\": %.3f, "
+          "\"adapter_forward_ms\": %.3f, \"backward_ms\": %.3f, \"adapter_flops_share\": %.4f}%s\n",
+          t.tasks < 0 ? "null" : std::to_string(t.tasks).c_str(),
+          static_cast<long long>(t.total_rank), t.forward_ms, t.adapter_forward_ms, t.backward_ms,
+          adapter_macs / (3.0 * d * d + adapter_macs), i + 1 < runs.size() ? "," : "");
     }
     std::printf("  ],\n");
     // Ratios of the last task count to the first (e.g. task 20 over task 2).
     const Timing& lo = runs[1];
     const Timing& hi = runs.back();
-    std::printf("  \"ratio\": {\"tasks\": [%lld, %lld], \"forward\": %.3f, \"backward\": %.3f, "
-                "\"total\": %.3f}\n}\n",
-                static_cast<long long>(lo.tasks), static_cast<long long>(hi.tasks),
-                hi.forward_ms / lo.forward_ms, hi.backward_ms / lo.backward_ms,
-                (hi.forward_ms + hi.backward_ms) / (lo.forward_ms + lo.backward_ms));
+    std::printf(
+        "  \"ratio\": {\"tasks\": [%lld, %lld], \"forward\": %.3f, \"backward\": %.3f, "
+        "\"total\": %.3f}\n}\n",
+        static_cast<long long>(lo.tasks), static_cast<long long>(hi.tasks),
+        hi.forward_ms / lo.forward_ms, hi.backward_ms / lo.backward_ms,
+        (hi.forward_ms + hi.backward_ms) / (lo.forward_ms + lo.backward_ms));
   } catch (const std::exception& e) {
     std::cerr << "bench_sdlora_projection: error: " << e.what() << "\n";
     return 1;
