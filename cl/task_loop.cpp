@@ -147,9 +147,7 @@ void save_checkpoint(const std::string& path, const Learner& learner, const Grow
   save_safetensors(path, tensors, meta);
 }
 
-}  // namespace
-
-namespace {
+// The first per_class samples of every class, in the dataset's order (all when per_class <= 0).
 std::shared_ptr<const data::Dataset> first_per_class(std::shared_ptr<const data::Dataset> d,
                                                      int64_t per_class) {
   if (per_class <= 0) return d;
@@ -163,6 +161,7 @@ std::shared_ptr<const data::Dataset> first_per_class(std::shared_ptr<const data:
   }
   return data::make_subset(std::move(d), std::move(keep));
 }
+
 }  // namespace
 
 Datasets open_datasets(const Config& config) {
