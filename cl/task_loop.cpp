@@ -25,6 +25,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Batches between reads of the training loss from a GPU (each read waits for the device).
+constexpr int64_t kLossReadEvery = 20;
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -273,8 +276,12 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
       for (int64_t e = 0; e < epochs; ++e) {
         loader.start_epoch(e);
         data::Batch batch;
-        double loss_sum = 0.0;
-        int64_t seen = 0;
+        // The sample-weighted loss accumulates on the device and is read back (a host
+        // synchronisation) only every kLossReadEvery batches and at the end of the epoch; on
+        // the CPU reading is free, so every batch.
+        Tensor window = Tensor::zeros({}, DType::kFloat32, device);
+        int64_t window_images = 0, window_first = 0, seen = 0;
+        double loss_sum = 0.0, last_loss = 0.0;
         while (loader.next(batch)) {
           if (options.stop != nullptr && options.stop->load())
             throw RunInterrupted(cat_str("interrupted in task ", t, " epoch ", e, " batch ",
@@ -283,27 +290,37 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
           const Var loss = first ? cross_entropy(logits, batch.labels)
                                  : cross_entropy(logits, batch.labels, rec.class_begin,
                                                  rec.class_end);
-          const double l = loss.data().item();
-          SDLORA_CHECK(std::isfinite(l), "training diverged: the loss is ", l, " in task ", t,
-                       " epoch ", e, " batch ", batch.index, " (lr ", opt->lr(0),
-                       "); lower the learning rate");
+          const int64_t b = batch.labels.numel();
+          add_(window, loss.data().reshape({}), static_cast<double>(b));
+          window_images += b;
           opt->zero_grad(true);
           backward(loss);
           opt->step();
-          const int64_t b = batch.labels.numel();
-          loss_sum += l * static_cast<double>(b);
           seen += b;
           images_done += b;
+          if (device.is_cpu() || batch.index + 1 == nb ||
+              (batch.index + 1) % kLossReadEvery == 0) {
+            const double sum = window.item();
+            SDLORA_CHECK(std::isfinite(sum), "training diverged: the loss is ",
+                         sum / static_cast<double>(window_images), " in task ", t, " epoch ", e,
+                         " batches ", window_first, "-", batch.index, " (lr ", opt->lr(0),
+                         "); lower the learning rate");
+            loss_sum += sum;
+            last_loss = sum / static_cast<double>(window_images);
+            fill_(window, 0.0);
+            window_images = 0;
+            window_first = batch.index + 1;
+          }
           const double elapsed = seconds_since(train_t0);
-          Progress p{t, num_tasks, e, epochs, batch.index, nb, l, opt->lr(0),
+          Progress p{t, num_tasks, e, epochs, batch.index, nb, last_loss, opt->lr(0),
                      elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0, 0.0};
           if (images_done > 0)
             p.eta_s = elapsed / static_cast<double>(images_done) *
                       static_cast<double>(total_images - images_done);
           if (options.reporter != nullptr) options.reporter->on_batch(p);
           if (config.log_every > 0 && (batch.index + 1) % config.log_every == 0)
-            log(cat_str("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb, " loss ", l,
-                        " images/s ", p.images_per_s));
+            log(cat_str("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb, " loss ",
+                        last_loss, " images/s ", p.images_per_s));
         }
         rec.final_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0;
         log(cat_str("task ", t, " epoch ", e + 1, "/", epochs, " loss ", rec.final_loss, " lr ",

@@ -24,7 +24,8 @@ struct Progress {
   int64_t task = 0, num_tasks = 0;
   int64_t epoch = 0, num_epochs = 0;  // 0-based epoch of num_epochs
   int64_t batch = 0, num_batches = 0; // 0-based batch of the epoch
-  double loss = 0.0;                  // this batch's loss
+  double loss = 0.0;  // the mean loss of the batches last read back (each batch on the CPU; every
+                      // 20 on a GPU, to keep host synchronisations out of the step)
   double lr = 0.0;
   double images_per_s = 0.0;          // training throughput of the task so far
   double eta_s = 0.0;                 // estimated seconds left in the task's training
