@@ -13,7 +13,7 @@
 #include "apps/commands.h"
 #include "apps/demo.h"
 #include "apps/progress.h"
-#include "cl/run_dir.h"
+#include "data/file_io.h"
 
 namespace sdlora::apps {
 namespace {
@@ -66,9 +66,9 @@ void run_demo(const DemoOptions& o) {
   std::cout << "\n" << report;
   nlohmann::json summary = nlohmann::json::array();
   for (const DemoRun& r : runs) summary.push_back(nlohmann::json::parse(r.result.metrics_json()));
-  cl::write_file_atomic((std::filesystem::path(o.out) / "summary.json").string(),
+  data::write_file_atomic((std::filesystem::path(o.out) / "summary.json").string(),
                         summary.dump(2) + "\n");
-  cl::write_file_atomic((std::filesystem::path(o.out) / "report.txt").string(), report);
+  data::write_file_atomic((std::filesystem::path(o.out) / "report.txt").string(), report);
   std::cout << "\nrun folders: " << o.out << "/<method>/ (metrics.json, metrics.csv, log.txt, "
             << "checkpoints); summary: " << o.out << "/summary.json\n";
 }

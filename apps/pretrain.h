@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "apps/commands.h"
 #include "data/glyphs.h"
 #include "nn/vit.h"
 
@@ -61,8 +60,5 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options);
 // Top-1 accuracy of the model's head on a dataset (images scaled to [0, 1], no normalisation).
 double glyph_accuracy(const ViT& model, std::shared_ptr<const data::Dataset> dataset,
                       int64_t batch_size, Device device, int threads);
-
-// `sdlora pretrain`: the options above on the command line.
-Command add_pretrain_command(CLI::App& root);
 
 }  // namespace sdlora::apps

@@ -4,22 +4,17 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <csignal>
 #include <iostream>
 #include <sstream>
 
 namespace sdlora::apps {
 namespace {
 
-std::atomic<bool> g_stop{false};  // set from the signal handler: must be lock-free and global
-struct sigaction g_old_int {
-}, g_old_term{};
+// Set from the signal handler, so global and lock-free.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
-extern "C" void on_stop_signal(int sig) {
-  g_stop.store(true);
-  // The next signal of this kind ends the process the usual way.
-  std::signal(sig, SIG_DFL);
-}
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
 
 }  // namespace
 
@@ -34,8 +29,8 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-ConsoleReporter::ConsoleReporter(std::string prefix, bool quiet)
-    : prefix_(std::move(prefix)), quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0) {}
+ConsoleReporter::ConsoleReporter(std::string prefix)
+    : prefix_(std::move(prefix)), tty_(isatty(STDERR_FILENO) != 0) {}
 
 ConsoleReporter::~ConsoleReporter() { clear_bar(); }
 
@@ -80,7 +75,6 @@ void ConsoleReporter::on_batch(const cl::Progress& p) {
   last_plain_task_ = p.task;
   last_plain_epoch_ = p.epoch;
   last_plain_decile_ = decile;
-  if (quiet_) return;
   std::ostringstream o;
   o << prefix_ << "task " << p.task << " (" << p.task + 1 << "/" << p.num_tasks << ") epoch "
     << p.epoch + 1 << "/" << p.num_epochs << " batch " << p.batch + 1 << "/" << p.num_batches
@@ -90,7 +84,6 @@ void ConsoleReporter::on_batch(const cl::Progress& p) {
 }
 
 void ConsoleReporter::on_line(const std::string& line) {
-  if (quiet_) return;
   clear_bar();
   std::cout << prefix_ << line << std::endl;
 }
@@ -99,14 +92,15 @@ StopOnSignal::StopOnSignal() {
   g_stop.store(false);
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESETHAND;  // the next signal of the kind ends the process the usual way
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &g_old_int);
-  sigaction(SIGTERM, &sa, &g_old_term);
+  sigaction(SIGINT, &sa, &old_int_);
+  sigaction(SIGTERM, &sa, &old_term_);
 }
 
 StopOnSignal::~StopOnSignal() {
-  sigaction(SIGINT, &g_old_int, nullptr);
-  sigaction(SIGTERM, &g_old_term, nullptr);
+  sigaction(SIGINT, &old_int_, nullptr);
+  sigaction(SIGTERM, &old_term_, nullptr);
 }
 
 const std::atomic<bool>* StopOnSignal::flag() const { return &g_stop; }

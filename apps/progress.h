@@ -4,6 +4,8 @@
 // stays saved.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -15,9 +17,8 @@ namespace sdlora::apps {
 
 class ConsoleReporter : public cl::Reporter {
  public:
-  // prefix: shown before every line ("[sdlora] ", a method name in the demo). quiet: only the
-  // bar (or nothing off a terminal), no log lines.
-  explicit ConsoleReporter(std::string prefix = "", bool quiet = false);
+  // prefix: shown before every line (the method's name in the demo).
+  explicit ConsoleReporter(std::string prefix = "");
   ~ConsoleReporter() override;
   void on_batch(const cl::Progress& p) override;
   void on_line(const std::string& line) override;
@@ -26,15 +27,14 @@ class ConsoleReporter : public cl::Reporter {
   void clear_bar();
 
   std::string prefix_;
-  bool quiet_;
   bool tty_;
   bool bar_shown_ = false;
   std::chrono::steady_clock::time_point last_draw_{};
   int64_t last_plain_task_ = -1, last_plain_epoch_ = -1, last_plain_decile_ = -1;
 };
 
-// While alive, SIGINT and SIGTERM set stop_flag() instead of killing the process; a second
-// signal kills it as usual. The previous handlers come back on destruction.
+// While alive, SIGINT and SIGTERM set flag() instead of killing the process; a second signal
+// kills it as usual. The previous handlers come back on destruction.
 class StopOnSignal {
  public:
   StopOnSignal();
@@ -42,6 +42,9 @@ class StopOnSignal {
   StopOnSignal(const StopOnSignal&) = delete;
   StopOnSignal& operator=(const StopOnSignal&) = delete;
   const std::atomic<bool>* flag() const;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
 };
 
 // "1:02:03" / "4:05" from seconds.

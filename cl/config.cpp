@@ -177,12 +177,6 @@ void check_milestones(const std::string& key, const std::vector<int64_t>& m) {
 
 }  // namespace
 
-std::vector<std::string> config_keys() {
-  std::vector<std::string> names;
-  for (const auto& k : keys()) names.push_back(k.name);
-  return names;
-}
-
 void Config::validate() const {
   SDLORA_CHECK(!dataset.empty(), "config key 'dataset': empty");
   SDLORA_CHECK(init_cls > 0, "config key 'init_cls': must be positive, got ", init_cls);

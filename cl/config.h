@@ -86,7 +86,5 @@ Config load_config(const std::string& path);
 // "[[0,10],[4,8]]"). Throws naming the key; the config is unchanged on error. Does not validate
 // the whole config (call validate() after the last override).
 void apply_override(Config& config, const std::string& assignment);
-// The names of every key, in the order to_json writes them.
-std::vector<std::string> config_keys();
 
 }  // namespace sdlora::cl

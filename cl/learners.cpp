@@ -75,7 +75,7 @@ class SDLoRALearner : public Learner {
 // Sequential LoRA fine-tuning: one pair, opened at task 0 and trained on every task in turn.
 class SeqLoRALearner : public Learner {
  public:
-  SeqLoRALearner(ViT& vit, int64_t rank) : sdlora_(vit, SDLoRAMode::kPaper), rank_(rank) {}
+  SeqLoRALearner(ViT& vit, SDLoRAMode mode, int64_t rank) : sdlora_(vit, mode), rank_(rank) {}
 
   std::string method() const override { return "seq-lora"; }
   void begin_task(int64_t task, Generator& gen) override {
@@ -84,9 +84,9 @@ class SeqLoRALearner : public Learner {
     fix_magnitude();
   }
   std::vector<Var> trainable_parameters() const override {
-    std::vector<Var> out;
-    for (const auto& [name, v] : sdlora_.named_trainable_parameters())
-      if (name.rfind("sdlora.alpha", 0) != 0) out.push_back(v);
+    std::vector<Var> out;  // the pair; the magnitude is fixed (fix_magnitude)
+    for (const Var& v : sdlora_.trainable_parameters())
+      if (v.requires_grad()) out.push_back(v);
     return out;
   }
   TaskEnd end_task(int64_t task) override {
@@ -106,7 +106,7 @@ class SeqLoRALearner : public Learner {
   const SDLoRA* adapters() const override { return &sdlora_; }
 
  private:
-  // The pair's magnitude is the constant 1 (mode paper's initial value): plain LoRA.
+  // The pair's magnitude stays the mode's initial value (1 in mode paper: plain LoRA).
   void fix_magnitude() {
     for (const Var& a : sdlora_.alphas()) {
       Var handle = a;
@@ -139,7 +139,7 @@ std::unique_ptr<Learner> make_learner(const Config& config, ViT& vit) {
   if (m == "sdlora" || m == "sdlora-rr" || m == "sdlora-kd")
     return std::make_unique<SDLoRALearner>(vit, m, config.mode(), config.effective_rank_schedule(),
                                            m == "sdlora-kd", config.kd_tau);
-  if (m == "seq-lora") return std::make_unique<SeqLoRALearner>(vit, config.rank);
+  if (m == "seq-lora") return std::make_unique<SeqLoRALearner>(vit, config.mode(), config.rank);
   if (m == "linear-probe") return std::make_unique<LinearProbeLearner>(vit);
   SDLORA_THROW("unknown method '", m, "' (sdlora, sdlora-rr, sdlora-kd, seq-lora, linear-probe)");
 }

@@ -20,10 +20,6 @@ void AccuracyMatrix::add(const TaskCounts& counts) {
   rows_.push_back(counts);
 }
 
-void AccuracyMatrix::truncate(int64_t tasks) {
-  if (tasks < num_tasks()) rows_.resize(static_cast<size_t>(std::max<int64_t>(tasks, 0)));
-}
-
 double AccuracyMatrix::r(int64_t i, int64_t j) const {
   const TaskCounts& row = counts(i);
   SDLORA_CHECK(j >= 0 && j <= i, "AccuracyMatrix: R[", i, "][", j, "] is not defined (j <= i)");

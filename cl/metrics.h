@@ -19,7 +19,6 @@ class AccuracyMatrix {
  public:
   // Appends the evaluation after the next task; it must cover tasks 0..i (i = num_tasks()).
   void add(const TaskCounts& counts);
-  void truncate(int64_t tasks);  // keeps the rows of the first `tasks` tasks
   int64_t num_tasks() const { return static_cast<int64_t>(rows_.size()); }
   const TaskCounts& counts(int64_t i) const { return rows_.at(static_cast<size_t>(i)); }
 

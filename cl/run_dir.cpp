@@ -73,20 +73,6 @@ TaskRecord record_from_json(const json& j) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    SDLORA_CHECK(out.good(), "cannot write '", tmp, "'");
-    out << text;
-    out.flush();
-    SDLORA_CHECK(out.good(), "error writing '", tmp, "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  SDLORA_CHECK(!ec, "cannot rename '", tmp, "' to '", path, "': ", ec.message());
-}
-
 void append_line(const std::string& path, const std::string& line) {
   std::ofstream out(path, std::ios::app);
   SDLORA_CHECK(out.good(), "cannot append to '", path, "'");

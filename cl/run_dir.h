@@ -14,8 +14,6 @@
 
 namespace sdlora::cl {
 
-// Writes text to path through a temporary file and a rename.
-void write_file_atomic(const std::string& path, const std::string& text);
 // Appends one line (a newline is added) to path.
 void append_line(const std::string& path, const std::string& line);
 

@@ -11,11 +11,6 @@
 
 namespace sdlora::cl {
 
-RunModel::~RunModel() {
-  // The learner's adapters hang on the backbone: detach them before the backbone goes.
-  learner.reset();
-}
-
 Config load_run_config(const std::string& run_dir) {
   const std::filesystem::path dir(run_dir);
   SDLORA_CHECK(std::filesystem::is_directory(dir), "--run '", run_dir, "': no such folder");

@@ -26,14 +26,15 @@ struct RunModel {
   Config config;
   int64_t task = -1;
   std::vector<int64_t> class_order;  // original class id of each logit column
+  // Declared in this order so that the learner, attached to *backbone, is destroyed first.
   std::unique_ptr<ViT> backbone;
-  std::unique_ptr<Learner> learner;  // attached to *backbone (destroyed first)
+  std::unique_ptr<Learner> learner;
   std::unique_ptr<GrowingHead> head;
 
-  ~RunModel();
   RunModel() = default;
   RunModel(RunModel&&) = default;
-  RunModel& operator=(RunModel&&) = default;
+  // Assigning would free the old backbone while its learner is still attached.
+  RunModel& operator=(RunModel&&) = delete;
 };
 
 // Restores task `task` (-1: the last finished) of run_dir on `device` (empty: the run's device).

@@ -12,6 +12,7 @@
 #include "cl/head.h"
 #include "cl/run_dir.h"
 #include "data/class_order.h"
+#include "data/file_io.h"
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "nn/optim.h"
@@ -82,12 +83,6 @@ class Log {
   Reporter* reporter_;
 };
 
-template <typename... Args>
-std::string cat_str(const Args&... args) {
-  std::ostringstream o;
-  (o << ... << args);
-  return o.str();
-}
 
 data::LoaderOptions loader_options(const Config& c, Device device, int64_t batch, bool shuffle,
                                    uint64_t seed, data::TransformPtr transform) {
@@ -232,12 +227,12 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
       head.load_state_dict(file.tensors);
     }
     gen.set_offset(state.generator_offset);
-    log(cat_str("resumed after task ", first_task - 1, " of ", num_tasks));
+    log(detail::concat("resumed after task ", first_task - 1, " of ", num_tasks));
   } else if (write) {
-    write_file_atomic((std::filesystem::path(options.run_dir) / "config.json").string(),
+    data::write_file_atomic((std::filesystem::path(options.run_dir) / "config.json").string(),
                       config.to_json() + "\n");
-    write_file_atomic((std::filesystem::path(options.run_dir) / "log.txt").string(), "");
-    log(cat_str("run: method ", config.method, ", dataset ", config.dataset, ", ", num_tasks,
+    data::write_file_atomic((std::filesystem::path(options.run_dir) / "log.txt").string(), "");
+    log(detail::concat("run: method ", config.method, ", dataset ", config.dataset, ", ", num_tasks,
                 " tasks, seed ", config.seed, ", device ", device.str()));
   }
 
@@ -262,7 +257,7 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
     auto train = data::task_train_set(d.train, order, t);
     rec.train_images = train->size();
     const int64_t epochs = first ? config.init_epoch : config.epochs;
-    log(cat_str("task ", t, ": classes [", rec.class_begin, ", ", rec.class_end, "), ",
+    log(detail::concat("task ", t, ": classes [", rec.class_begin, ", ", rec.class_end, "), ",
                 rec.train_images, " training images, ", epochs, " epochs, lr ", opt->lr(0)));
     const auto train_t0 = Clock::now();
     int64_t images_done = 0;
@@ -273,6 +268,7 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
                                                 pipe.train));
       const int64_t nb = loader.num_batches();
       const int64_t total_images = epochs * train->size();
+      double last_loss = 0.0;  // the mean over the batches last read back
       for (int64_t e = 0; e < epochs; ++e) {
         loader.start_epoch(e);
         data::Batch batch;
@@ -281,15 +277,14 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
         // the CPU reading is free, so every batch.
         Tensor window = Tensor::zeros({}, DType::kFloat32, device);
         int64_t window_images = 0, window_first = 0, seen = 0;
-        double loss_sum = 0.0, last_loss = 0.0;
+        double loss_sum = 0.0;
         while (loader.next(batch)) {
           if (options.stop != nullptr && options.stop->load())
-            throw RunInterrupted(cat_str("interrupted in task ", t, " epoch ", e, " batch ",
+            throw RunInterrupted(detail::concat("interrupted in task ", t, " epoch ", e, " batch ",
                                          batch.index, "; tasks before ", t, " are saved"));
           const Var logits = head.forward(vit.forward(batch.images).features);
-          const Var loss = first ? cross_entropy(logits, batch.labels)
-                                 : cross_entropy(logits, batch.labels, rec.class_begin,
-                                                 rec.class_end);
+          // Task 0: every column (its own classes); later tasks: the current task's only.
+          const Var loss = cross_entropy(logits, batch.labels, rec.class_begin, rec.class_end);
           const int64_t b = batch.labels.numel();
           add_(window, loss.data().reshape({}), static_cast<double>(b));
           window_images += b;
@@ -298,7 +293,8 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
           opt->step();
           seen += b;
           images_done += b;
-          if (device.is_cpu() || batch.index + 1 == nb ||
+          const bool log_line = config.log_every > 0 && (batch.index + 1) % config.log_every == 0;
+          if (device.is_cpu() || batch.index == 0 || batch.index + 1 == nb || log_line ||
               (batch.index + 1) % kLossReadEvery == 0) {
             const double sum = window.item();
             SDLORA_CHECK(std::isfinite(sum), "training diverged: the loss is ",
@@ -318,12 +314,12 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
             p.eta_s = elapsed / static_cast<double>(images_done) *
                       static_cast<double>(total_images - images_done);
           if (options.reporter != nullptr) options.reporter->on_batch(p);
-          if (config.log_every > 0 && (batch.index + 1) % config.log_every == 0)
-            log(cat_str("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb, " loss ",
+          if (log_line)
+            log(detail::concat("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb, " loss ",
                         last_loss, " images/s ", p.images_per_s));
         }
         rec.final_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0;
-        log(cat_str("task ", t, " epoch ", e + 1, "/", epochs, " loss ", rec.final_loss, " lr ",
+        log(detail::concat("task ", t, " epoch ", e + 1, "/", epochs, " loss ", rec.final_loss, " lr ",
                     opt->lr(0), " images/s ",
                     static_cast<double>(images_done) / std::max(seconds_since(train_t0), 1e-9)));
         sched->step();
@@ -334,7 +330,7 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
 
     rec.end = learner->end_task(t);
     head.freeze();
-    if (rec.end.kd_checked) log(cat_str("task ", t, " KD: ", rec.end.kd.describe()));
+    if (rec.end.kd_checked) log(detail::concat("task ", t, " KD: ", rec.end.kd.describe()));
 
     const TaskCounts counts = evaluate_seen_classes(config, vit, head, d, t);
     for (int64_t n : counts.total) rec.test_images += n;
@@ -346,7 +342,7 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
     result.seconds += rec.seconds;
     std::ostringstream accs;
     for (int64_t j = 0; j <= t; ++j) accs << (j ? " " : "") << result.matrix.r(t, j);
-    log(cat_str("task ", t, " done in ", rec.seconds, " s: accuracy ", result.matrix.accuracy_after(t),
+    log(detail::concat("task ", t, " done in ", rec.seconds, " s: accuracy ", result.matrix.accuracy_after(t),
                 "% on ", rec.test_images, " test images (per task: ", accs.str(), "), rank ",
                 rec.end.rank, ", peak memory ", rec.peak_bytes, " bytes"));
 
@@ -355,13 +351,13 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
       save_checkpoint(checkpoint_path(options.run_dir, t), *learner, head, opt.get(), t);
       RunState state{result, gen.offset()};
       const std::filesystem::path dir(options.run_dir);
-      write_file_atomic((dir / "state.json").string(), run_state_json(state));
-      write_file_atomic((dir / "metrics.json").string(), result.metrics_json());
-      write_file_atomic((dir / "metrics.csv").string(), result.metrics_csv());
+      data::write_file_atomic((dir / "state.json").string(), run_state_json(state));
+      data::write_file_atomic((dir / "metrics.json").string(), result.metrics_json());
+      data::write_file_atomic((dir / "metrics.csv").string(), result.metrics_csv());
     }
   }
   if (result.matrix.num_tasks() == num_tasks)
-    log(cat_str("finished: Acc ", result.matrix.acc_final(), " AAA ", result.matrix.aaa(),
+    log(detail::concat("finished: Acc ", result.matrix.acc_final(), " AAA ", result.matrix.aaa(),
                 " forgetting ", result.matrix.forgetting()));
   return result;
 }

@@ -269,7 +269,7 @@ void FontLibrary::add(const std::string& path, bool strict) {
   }
   if (face.num_chars() == 0) return fail("draws none of the characters '" + charset_ + "'");
 
-  // Capital height: the box of 'H', else a typical share of the ascent.
+  // Capital height: the box of 'H', else a typical share of the full height (descent <= 0).
   int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
   const int h = stbtt_FindGlyphIndex(&font->info, 'H');
   if (h != 0 && stbtt_GetGlyphBox(&font->info, h, &x0, &y0, &x1, &y1) && y1 > y0) {
@@ -277,7 +277,7 @@ void FontLibrary::add(const std::string& path, bool strict) {
   } else {
     int ascent = 0, descent = 0, gap = 0;
     stbtt_GetFontVMetrics(&font->info, &ascent, &descent, &gap);
-    font->cap_units = 0.7 * std::max(ascent, ascent - descent);
+    font->cap_units = 0.7 * (ascent - descent);
   }
   if (!(font->cap_units > 0)) return fail("no usable vertical metrics");
 

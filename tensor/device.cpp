@@ -78,7 +78,8 @@ int default_cpu_threads() {
 }  // namespace
 
 void set_cpu_threads(int n) {
-  const int use = n > 0 ? n : default_cpu_threads();
+  const int initial = default_cpu_threads();  // pinned before the first change
+  const int use = n > 0 ? n : initial;
 #ifdef _OPENMP
   omp_set_num_threads(use);
 #endif
