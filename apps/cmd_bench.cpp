@@ -1,8 +1,8 @@
-// sdlora bench: the figure users care about (PERF.md): an SD-LoRA training step during task 2
+// sdlora bench: the figure users care about (docs/performance.md): an SD-LoRA training step during task 2
 // (two frozen components and the current pair, rank 10, on q and v of every block) and merged
 // inference, on random weights and random data, timed by wall clock after synchronising, median
 // over steps; one JSON object on stdout. bench/torch_reference.py measures the same in PyTorch
-// and bench/compare.sh runs both.
+// and bench/compare.py runs both.
 //
 //   sdlora bench [--device cpu|cuda] [--batch N] [--preset NAME] [--image N] [--patch N]
 //                [--width N] [--depth N] [--heads N] [--steps N] [--warmup N] [--precision fp32|bf16]

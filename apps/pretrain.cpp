@@ -169,6 +169,29 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
   const auto t_train = Clock::now();
   double window_loss = 0;
   int64_t window_correct = 0, window_seen = 0, window_steps = 0;
+  // Per-step losses and predictions stay on the device and are read back in one go at each
+  // progress line (at least every kFlushEvery steps), not every step: no host sync per step.
+  constexpr size_t kFlushEvery = 50;
+  std::vector<Tensor> pending_loss, pending_pred, pending_label;
+  const auto flush = [&] {
+    if (pending_loss.empty()) return;
+    const std::vector<float> losses = cat(pending_loss, 0).to_vector<float>();
+    const std::vector<int64_t> pred = cat(pending_pred, 0).to_vector<int64_t>();
+    const std::vector<int64_t> truth =
+        cast(cat(pending_label, 0), DType::kInt64).to_vector<int64_t>();
+    for (size_t i = 0; i < losses.size(); ++i) {
+      const int64_t at = static_cast<int64_t>(result.losses.size());
+      SDLORA_CHECK(std::isfinite(losses[i]), "pre-training diverged at step ", at, " (loss ",
+                   losses[i], ")");
+      result.losses.push_back(losses[i]);
+      window_loss += losses[i];
+    }
+    for (size_t i = 0; i < pred.size(); ++i) window_correct += pred[i] == truth[i];
+    window_seen += static_cast<int64_t>(pred.size());
+    pending_loss.clear();
+    pending_pred.clear();
+    pending_label.clear();
+  };
   int64_t step = 0;
   for (int64_t epoch = 0; step < total; ++epoch) {
     loader.start_epoch(epoch);
@@ -182,15 +205,14 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
       opt.zero_grad(/*set_to_none=*/true);
       backward(loss);
       opt.step();
-      const double l = loss.data().item();
-      SDLORA_CHECK(std::isfinite(l), "pre-training diverged at step ", step, " (loss ", l, ")");
-      result.losses.push_back(l);
-      window_loss += l;
-      window_correct += count_correct(out.logits.data(), batch.labels);
-      window_seen += batch.labels.numel();
+      pending_loss.push_back(loss.data().reshape({1}));
+      pending_pred.push_back(argmax(out.logits.data(), 1));
+      pending_label.push_back(batch.labels);
       ++window_steps;
       ++step;
-      if (options.log_every > 0 && (step % options.log_every == 0 || step == total)) {
+      const bool line = options.log_every > 0 && (step % options.log_every == 0 || step == total);
+      if (line || step == total || pending_loss.size() >= kFlushEvery) flush();
+      if (line) {
         const double elapsed = seconds_since(t_train);
         log("step " + std::to_string(step) + "/" + std::to_string(total) + "  loss " +
             fixed(window_loss / static_cast<double>(window_steps), 4) + "  train acc " +
@@ -203,6 +225,7 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
       }
     }
   }
+  flush();
   result.steps = step;
   const double train_seconds = seconds_since(t_train);
 

@@ -6,7 +6,7 @@ one after the other, and prints a side-by-side table (plus all the JSON with --j
 
 Bench args are those both programs take: --device --batch --preset --image --patch --width
 --depth --heads --steps --warmup --precision --rank --past --classes-per-task --lr --seed.
-Example (the figure of PERF.md, on a GPU):
+Example (the figure of docs/performance.md, on a GPU):
   python3 bench/compare.py --device cuda --batch 128 --precision fp32
 """
 import argparse

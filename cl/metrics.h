@@ -1,4 +1,4 @@
-// Class-incremental metrics as SPEC-SDLORA.md defines them: the accuracy matrix R[i][j]
+// Class-incremental metrics as docs/sdlora-spec.md defines them: the accuracy matrix R[i][j]
 // (accuracy on task j's classes after training task i, j <= i), the sample-weighted accuracy
 // after each task, Acc (after the last task), AAA (the mean of those) and forgetting. Built from
 // correct / total counts per task, so every figure is exact and reproducible.

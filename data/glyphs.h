@@ -119,7 +119,6 @@ class GlyphDataset : public Dataset {
 
   // Indices into the library of this split's faces.
   const std::vector<int64_t>& faces() const { return faces_; }
-  const FontLibrary& fonts() const { return *fonts_; }
   // The face and pose of sample i (what image(i) draws).
   void sample(int64_t i, int64_t& font, GlyphPose& pose) const;
 

@@ -1,4 +1,4 @@
-// SD-LoRA adapters (docs: /work/shared/SPEC-SDLORA.md, docs/nn.md) on the q and v parts of every
+// SD-LoRA adapters (docs/sdlora-spec.md; README.md, section nn) on the q and v parts of every
 // block's qkv projection of a ViT: frozen past components (directions with shared learnable
 // magnitudes alpha_k and frozen per-projection offsets beta_{k,p}) evaluated as one stacked
 // low-rank product, the current task's learnable pair, the rank-reduction schedule (RR), the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the demo's backbone, models/glyph_vit.safetensors: installs the font packages,
 # builds sdlora and pre-trains the small ViT on glyphs rendered from every installed font
-# (about 25 minutes on 2 CPU cores; far less with --device cuda).
+# (about 30 minutes on 2 CPU cores; far less with --device cuda).
 #   scripts/pretrain-backbone.sh [extra sdlora pretrain flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,7 +7,7 @@ token, position embedding, pre-norm blocks, exact GELU, LayerNorm eps 1e-6, clas
 a 5-class head. Every q and v part of every qkv projection carries two frozen components
 (ranks 3 and 2, non-zero beta) and the current pair (rank 2); each past term is formed as the
 dense product U D here, so the stacked low-rank evaluation in C++ is checked against the plain
-formula of SPEC-SDLORA.md. The loss is the cross-entropy over the current task's columns [3, 5).
+formula of docs/sdlora-spec.md. The loss is the cross-entropy over the current task's columns [3, 5).
 
 Each file holds, under the C++ checkpoint names:
   backbone weights (timm names), adapter state (blocks.{i}.attn.qkv.lora_{q,v}.{k}.{up,down},
