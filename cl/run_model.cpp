@@ -2,7 +2,6 @@
 #include "cl/run_model.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -21,39 +20,26 @@ Config load_run_config(const std::string& run_dir) {
 }
 
 namespace {
-// state.json's finished tasks and class order; tasks = 0 when the file does not exist yet.
-struct StateSummary {
-  int64_t tasks = 0;
-  std::vector<int64_t> class_order;
-};
-StateSummary read_state_summary(const std::string& run_dir) {
-  const std::string path = (std::filesystem::path(run_dir) / "state.json").string();
-  std::ifstream in(path);
-  if (!in.good()) return {};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    const auto j = nlohmann::json::parse(ss.str());
-    return {static_cast<int64_t>(j.at("tasks").size()),
-            j.at("class_order").get<std::vector<int64_t>>()};
-  } catch (const std::exception& e) {
-    SDLORA_THROW("'", path, "' is not a valid run state: ", e.what());
-  }
+bool has_state(const std::string& run_dir) {
+  return std::filesystem::exists(std::filesystem::path(run_dir) / "state.json");
 }
 }  // namespace
 
 int64_t last_finished_task(const std::string& run_dir) {
-  return read_state_summary(run_dir).tasks - 1;
+  if (!has_state(run_dir)) return -1;
+  return load_run_state(run_dir, load_run_config(run_dir)).result.matrix.num_tasks() - 1;
 }
 
 RunModel load_run_model(const std::string& run_dir, int64_t task, const std::string& device) {
   RunModel m;
   m.config = load_run_config(run_dir);
   if (!device.empty()) m.config.device = device;
-  const StateSummary state = read_state_summary(run_dir);
-  const int64_t last = state.tasks - 1;
-  m.class_order = state.class_order;
-  SDLORA_CHECK(last >= 0, "--run '", run_dir, "': no task has finished yet (no state.json)");
+  SDLORA_CHECK(has_state(run_dir), "--run '", run_dir,
+               "': no task has finished yet (no state.json)");
+  const RunState state = load_run_state(run_dir, m.config);
+  const int64_t last = state.result.matrix.num_tasks() - 1;
+  m.class_order = state.result.class_order;
+  SDLORA_CHECK(last >= 0, "--run '", run_dir, "': no task has finished yet");
   m.task = task < 0 ? last : task;
   SDLORA_CHECK(m.task <= last, "--task ", task, ": run '", run_dir, "' has finished tasks 0..",
                last);
