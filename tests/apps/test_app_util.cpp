@@ -1,4 +1,4 @@
-// Temporary files, the binary runner and the tiny model configuration of the app tests.
+// Temporary files and the binary runner of the app tests.
 #include "tests/apps/test_app_util.h"
 
 #include <sys/wait.h>
@@ -34,19 +34,6 @@ RunResult run_sdlora(const std::string& args, bool stdout_only) {
   const int status = ::pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
-}
-
-ViTConfig tiny_vit_config(int64_t num_classes) {
-  ViTConfig c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.in_channels = 3;
-  c.embed_dim = 16;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.num_classes = num_classes;
-  return c;
 }
 
 }  // namespace sdlora::test

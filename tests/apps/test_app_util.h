@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "nn/vit.h"
+#include "tests/common/tiny_vit.h"  // tiny_vit_config
 
 namespace sdlora::test {
 
@@ -28,8 +28,5 @@ struct RunResult {
 // Runs `sdlora <args>` (the binary the build produced) through the shell; `output` gets stdout,
 // and stderr too unless stdout_only.
 RunResult run_sdlora(const std::string& args, bool stdout_only = false);
-
-// The tiny ViT the tests use: image 8, patch 4, width 16, depth 2, heads 2, MLP ratio 2.
-ViTConfig tiny_vit_config(int64_t num_classes);
 
 }  // namespace sdlora::test

@@ -28,17 +28,8 @@ std::string forward_args(const std::string& weights, int64_t heads, const std::s
          " --input " + quote(input) + " --output " + quote(output) + " " + extra;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : host_values(t)) m = std::max(m, std::fabs(x));
-  return m;
-}
 
-// max |got - want| <= rel * max |want|
-::testing::AssertionResult rel_close(const Tensor& got, const Tensor& want, double rel,
-                                     const std::string& name) {
-  return all_close(got, want, 0.0, rel * std::max(max_abs(want), 1e-30), name);
-}
+using test::rel_close;
 
 ViTOutput reference(const ViT& vit, const Tensor& images) {
   NoGradGuard no_grad;

@@ -6,18 +6,12 @@
 
 #include "apps/model_io.h"
 #include "tests/apps/test_app_util.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 void expect_same_config(const ViTConfig& got, const ViTConfig& want) {
   EXPECT_EQ(got.image_size, want.image_size);

@@ -1,6 +1,7 @@
 // Tolerance comparisons and random inputs for the tests.
 #include "tests/common/test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -18,8 +19,8 @@ std::vector<double> host_values(const Tensor& t) {
                                      double rtol, double atol, const std::string& name) {
   const std::vector<double> g = host_values(got);
   if (g.size() != want.size())
-    return ::testing::AssertionFailure() << name << ": " << g.size() << " values, expected "
-                                         << want.size();
+    return ::testing::AssertionFailure()
+           << name << ": " << g.size() << " values, expected " << want.size();
   std::ostringstream bad;
   int64_t n_bad = 0;
   double worst = 0.0;
@@ -42,16 +43,19 @@ std::vector<double> host_values(const Tensor& t) {
 ::testing::AssertionResult all_close(const Tensor& got, const Tensor& want, double rtol,
                                      double atol, const std::string& name) {
   if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << name << ": shape " << got.describe() << ", expected "
-                                         << want.describe();
+    return ::testing::AssertionFailure()
+           << name << ": shape " << got.describe() << ", expected " << want.describe();
   return all_close(got, host_values(want), rtol, atol, name);
 }
 
 Tolerance tolerance_for(DType dtype) {
   switch (dtype) {
-    case DType::kBFloat16: return {2e-2, 2e-2};
-    case DType::kFloat64: return {1e-10, 1e-12};
-    default: return {1e-4, 1e-5};
+    case DType::kBFloat16:
+      return {2e-2, 2e-2};
+    case DType::kFloat64:
+      return {1e-10, 1e-12};
+    default:
+      return {1e-4, 1e-5};
   }
 }
 
@@ -60,6 +64,22 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, double lo, double hi, DT
   Tensor t = Tensor::empty(shape, DType::kFloat32, Device::cpu());
   uniform_(t, seed, 0, lo, hi);
   return cast(t, dtype).to(device);
+}
+
+::testing::AssertionResult rel_close(const Tensor& got, const Tensor& want, double rel,
+                                     const std::string& name) {
+  double max_want = 0;
+  for (double x : host_values(want)) max_want = std::max(max_want, std::fabs(x));
+  return all_close(got, want, 0.0, rel * std::max(max_want, 1e-30), name);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace sdlora::test

@@ -3,7 +3,6 @@
 // access, images show ink, and unreadable font files are skipped by load() and named by
 // load_files(). Uses Debian's DejaVu fonts (fonts-dejavu-core).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -38,7 +37,8 @@ TEST(Glyphs, SplitByFamilyAndDeterministic) {
   const auto test_families = families_of(*fonts, test);
   ASSERT_FALSE(train_families.empty());
   ASSERT_FALSE(test_families.empty());
-  for (const auto& f : test_families) EXPECT_EQ(train_families.count(f), 0u) << f << " on both sides";
+  for (const auto& f : test_families)
+    EXPECT_EQ(train_families.count(f), 0u) << f << " on both sides";
   const auto want = glyph_test_families(*fonts, 0.3, 0);
   EXPECT_EQ(std::vector<std::string>(test_families.begin(), test_families.end()), want);
 

@@ -18,17 +18,8 @@ namespace {
 using test::all_close;
 using test::host_values;
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : host_values(t)) m = std::max(m, std::fabs(x));
-  return m;
-}
 
-// max |got - want| <= rel * max |want| (float32 with TF32 off).
-::testing::AssertionResult rel_close(const Tensor& got, const Tensor& want, double rel,
-                                     const std::string& name) {
-  return all_close(got, want, 0.0, rel * std::max(max_abs(want), 1e-30), name);
-}
+using test::rel_close;
 
 // TF32 off for the duration of a test: the fixture's tolerance is float32's.
 class NoTF32 {

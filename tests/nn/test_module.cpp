@@ -43,14 +43,7 @@ class Outer : public Module {
   std::shared_ptr<LayerNorm> norm;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 std::vector<std::string> names_of(const std::vector<std::pair<std::string, Var>>& list) {
   std::vector<std::string> out;

@@ -27,14 +27,7 @@ const json& scheduler_cases() {
   return j;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // Two groups with one parameter each, lrs 0.1 and 0.01 (the fixture's).
 struct TwoGroups {

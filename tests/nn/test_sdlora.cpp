@@ -13,6 +13,7 @@
 #include "nn/sdlora.h"
 #include "tensor/ops.h"
 #include "tests/common/test_util.h"
+#include "tests/common/tiny_vit.h"
 
 namespace sdlora {
 namespace {
@@ -21,14 +22,7 @@ using test::all_close;
 using test::host_values;
 using test::random_tensor;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
@@ -42,23 +36,9 @@ double max_abs(const Tensor& t) {
   return m;
 }
 
-// Relative to the tensor's largest magnitude: max |got - want| <= rel * max |want|.
-::testing::AssertionResult rel_close(const Tensor& got, const Tensor& want, double rel,
-                                     const std::string& name) {
-  return all_close(got, want, 0.0, rel * std::max(max_abs(want), 1e-30), name);
-}
+using test::rel_close;
 
-ViTConfig tiny_config(int64_t classes) {
-  ViTConfig c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.embed_dim = 16;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.num_classes = classes;
-  return c;
-}
+ViTConfig tiny_config(int64_t classes) { return test::tiny_vit_config(classes); }
 
 // The fixture model: backbone and adapters loaded from the file (adapters through the
 // checkpoint loader itself, current pair included).

@@ -15,20 +15,14 @@
 #include "nn/vit.h"
 #include "tensor/ops.h"
 #include "tests/common/test_util.h"
+#include "tests/common/tiny_vit.h"
 
 namespace sdlora {
 namespace {
 
 using test::all_close;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
@@ -36,18 +30,7 @@ std::string temp_path(const std::string& name) {
       .string();
 }
 
-ViTConfig tiny_config(int64_t classes) {
-  ViTConfig c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.in_channels = 3;
-  c.embed_dim = 16;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.num_classes = classes;
-  return c;
-}
+ViTConfig tiny_config(int64_t classes) { return test::tiny_vit_config(classes); }
 
 int64_t count(const Module& m) {
   int64_t n = 0;
