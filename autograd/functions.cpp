@@ -39,58 +39,77 @@ Tensor identity(int64_t n, DType dtype, Device device) {
 
 }  // namespace
 
+// ---- mixed precision (node.h)
+DType compute_dtype(const Tensor& a, const Tensor& b) {
+  if (a.dtype() == b.dtype()) return a.dtype();
+  auto ok = [](DType t) { return t == DType::kFloat32 || t == DType::kBFloat16; };
+  SDLORA_CHECK(ok(a.dtype()) && ok(b.dtype()), "mixed precision takes float32 and bfloat16 only, got ",
+               a.describe(), " and ", b.describe());
+  return DType::kBFloat16;
+}
+
+Tensor as_dtype(const Tensor& t, DType dtype) { return t.dtype() == dtype ? t : cast(t, dtype); }
+
 // ---- matrix products: C = op(A) op(B); gradients laid out as A and B are stored.
 // A 2-D operand shared by a batch gets its gradient summed over the batch (sum_to_shape), or
 // from one tall product when the batched side can be flattened.
 
 Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
-  const Tensor A = a.data(), B = b.data();
+  const DType cd = compute_dtype(a.data(), b.data());
+  const DType da = a.dtype(), db = b.dtype();
+  const Tensor A = as_dtype(a.data(), cd), B = as_dtype(b.data(), cd);
   return record(
       "matmul", matmul(A, B, ta, tb), {a, b},
       {[=](const Tensor& dC) {
-         const Tensor dA = !ta ? matmul(dC, B, false, !tb)  // dC op(B)^T
-                               : matmul(B, dC, tb, true);   // (dC op(B)^T)^T
+         const Tensor dA = !ta ? matmul(dC, B, false, !tb, da)  // dC op(B)^T
+                               : matmul(B, dC, tb, true, da);   // (dC op(B)^T)^T
          return sum_to_shape(dA, A.shape());
        },
        [=](const Tensor& dC) {
          if (!ta && A.ndim() > 2 && B.ndim() == 2) {  // shared B: one product over all rows
            const Tensor A2 = A.flatten_to_2d(), dC2 = dC.flatten_to_2d();
-           return tb ? matmul(dC2, A2, true, false) : matmul(A2, dC2, true, false);
+           return tb ? matmul(dC2, A2, true, false, db) : matmul(A2, dC2, true, false, db);
          }
-         const Tensor dB = !tb ? matmul(A, dC, !ta, false)  // op(A)^T dC
-                               : matmul(dC, A, true, ta);   // (op(A)^T dC)^T
+         const Tensor dB = !tb ? matmul(A, dC, !ta, false, db)  // op(A)^T dC
+                               : matmul(dC, A, true, ta, db);   // (op(A)^T dC)^T
          return sum_to_shape(dB, B.shape());
        }});
 }
 
-// ---- elementwise with broadcasting
+// ---- elementwise with broadcasting (mixed float32 / bfloat16 operands as the products: a
+// bfloat16 result, each gradient in its input's dtype)
 Var add(const Var& a, const Var& b) {
   const Shape sa = a.shape(), sb = b.shape();
-  return record("add", add(a.data(), b.data()), {a, b},
-                {[=](const Tensor& dy) { return sum_to_shape(dy, sa); },
-                 [=](const Tensor& dy) { return sum_to_shape(dy, sb); }});
+  const DType cd = compute_dtype(a.data(), b.data()), da = a.dtype(), db = b.dtype();
+  return record("add", add(a.data(), b.data(), cd), {a, b},
+                {[=](const Tensor& dy) { return as_dtype(sum_to_shape(dy, sa), da); },
+                 [=](const Tensor& dy) { return as_dtype(sum_to_shape(dy, sb), db); }});
 }
 
 Var sub(const Var& a, const Var& b) {
   const Shape sa = a.shape(), sb = b.shape();
-  return record("sub", sub(a.data(), b.data()), {a, b},
-                {[=](const Tensor& dy) { return sum_to_shape(dy, sa); },
-                 [=](const Tensor& dy) { return sum_to_shape(neg(dy), sb); }});
+  const DType cd = compute_dtype(a.data(), b.data()), da = a.dtype(), db = b.dtype();
+  return record("sub", sub(a.data(), b.data(), cd), {a, b},
+                {[=](const Tensor& dy) { return as_dtype(sum_to_shape(dy, sa), da); },
+                 [=](const Tensor& dy) { return as_dtype(sum_to_shape(neg(dy), sb), db); }});
 }
 
 Var mul(const Var& a, const Var& b) {
   const Tensor A = a.data(), B = b.data();
-  return record("mul", mul(A, B), {a, b},
-                {[=](const Tensor& dy) { return sum_to_shape(mul(dy, B), A.shape()); },
-                 [=](const Tensor& dy) { return sum_to_shape(mul(dy, A), B.shape()); }});
+  const DType cd = compute_dtype(A, B);
+  return record("mul", mul(A, B, cd), {a, b},
+                {[=](const Tensor& dy) { return sum_to_shape(mul(dy, B, A.dtype()), A.shape()); },
+                 [=](const Tensor& dy) { return sum_to_shape(mul(dy, A, B.dtype()), B.shape()); }});
 }
 
 Var div(const Var& a, const Var& b) {
   const Tensor A = a.data(), B = b.data();
-  return record(
-      "div", div(A, B), {a, b},
-      {[=](const Tensor& dy) { return sum_to_shape(div(dy, B), A.shape()); },
-       [=](const Tensor& dy) { return sum_to_shape(neg(div(mul(dy, A), mul(B, B))), B.shape()); }});
+  const DType cd = compute_dtype(A, B);
+  return record("div", div(A, B, cd), {a, b},
+                {[=](const Tensor& dy) { return sum_to_shape(div(dy, B, A.dtype()), A.shape()); },
+                 [=](const Tensor& dy) {
+                   return sum_to_shape(neg(div(mul(dy, A, B.dtype()), mul(B, B))), B.shape());
+                 }});
 }
 
 // ---- elementwise with a constant

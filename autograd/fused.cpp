@@ -10,34 +10,44 @@ namespace sdlora {
 
 // ---- linear: y = x w^T + b over x (..., in), w (out, in), b (out)
 //   dx = dy w;  dw = dy^T x (rows flattened);  db = sum_rows dy
+// Mixed precision (node.h): a float32 / bfloat16 pair of x and w computes on bfloat16; dx, dw
+// and db come back in the dtypes of x, w and b (the bias is read in its own dtype).
 Var linear(const Var& x, const Var& w, const Var& b) {
-  const Tensor X = x.data(), W = w.data();
-  SDLORA_CHECK(X.ndim() >= 2 && W.ndim() == 2 && X.size(-1) == W.size(1), "linear: x ",
-               X.describe(), " and weight ", W.describe(), " should be (..., in) and (out, in)");
+  SDLORA_CHECK(x.ndim() >= 2 && w.ndim() == 2 && x.size(-1) == w.size(1), "linear: x ",
+               x.data().describe(), " and weight ", w.data().describe(),
+               " should be (..., in) and (out, in)");
+  const DType cd = compute_dtype(x.data(), w.data()), dx_t = x.dtype(), dw_t = w.dtype();
+  const Tensor X = as_dtype(x.data(), cd), W = as_dtype(w.data(), cd);
   Tensor Y = matmul(X, W, false, true);
   std::vector<Var> inputs{x, w};
-  std::vector<Rule> rules{
-      [=](const Tensor& dy) { return matmul(dy, W); },
-      [=](const Tensor& dy) { return matmul(dy.flatten_to_2d(), X.flatten_to_2d(), true, false); }};
+  std::vector<Rule> rules{[=](const Tensor& dy) { return matmul(dy, W, false, false, dx_t); },
+                          [=](const Tensor& dy) {
+                            return matmul(dy.flatten_to_2d(), X.flatten_to_2d(), true, false, dw_t);
+                          }};
   if (b.defined()) {
     SDLORA_CHECK(b.shape() == Shape{W.size(0)}, "linear: bias ", b.describe(), " should be [",
                  W.size(0), "] for weight ", W.describe());
     add_(Y, b.data());  // bias broadcast over the rows, in place
     inputs.push_back(b);
-    rules.push_back([](const Tensor& dy) { return sum(dy.flatten_to_2d(), 0); });
+    const DType db_t = b.dtype();
+    rules.push_back([=](const Tensor& dy) { return sum(dy.flatten_to_2d(), 0, false, db_t); });
   }
   return record("linear", std::move(Y), inputs, std::move(rules));
 }
 
 // ---- scale: y = x s with s one element (a learnable magnitude)
 //   dx = dy s;  ds = sum(dy x)
+// x may be bfloat16 with a float32 s: y and dx keep x's dtype, ds is s's dtype (float32 sums).
 Var scale(const Var& x, const Var& s) {
   SDLORA_CHECK(s.numel() == 1, "scale: s should have one element, got ", s.describe());
   const Tensor X = x.data(), S = s.data().reshape({});
   const Shape ss = s.shape();
-  return record("scale", mul(X, S), {x, s},
-                {[=](const Tensor& dy) { return mul(dy, S); },
-                 [=](const Tensor& dy) { return sum(mul(dy, X)).reshape(ss); }});
+  const DType xt = X.dtype(), st = S.dtype();
+  if (xt != st) compute_dtype(X, S);  // checks the pair
+  const DType acc = xt == st ? xt : DType::kFloat32;
+  return record("scale", mul(X, S, xt), {x, s},
+                {[=](const Tensor& dy) { return mul(dy, S, xt); },
+                 [=](const Tensor& dy) { return sum(mul(dy, X, acc), st).reshape(ss); }});
 }
 
 // ---- LayerNorm over the last dimension: the tensor library's kernels give all three gradients

@@ -87,6 +87,14 @@ Var record_node(Tensor out, const std::vector<Var>& inputs, Args&&... args) {
                         std::make_shared<N>(std::move(edges), std::forward<Args>(args)...));
 }
 
+// Mixed precision: an op on a float32 and a bfloat16 operand computes on bfloat16 operands
+// (float32 accumulation inside the kernels) and returns bfloat16; each input's gradient comes
+// back in that input's own dtype, written so by the kernel (a float32 weight gradient from
+// bfloat16 activations is a bfloat16-input product with a float32 output). compute_dtype is
+// the operands' dtype when they agree, bfloat16 for a float32 / bfloat16 pair, else it throws.
+DType compute_dtype(const Tensor& a, const Tensor& b);
+Tensor as_dtype(const Tensor& t, DType dtype);  // t itself when it has that dtype, else a cast
+
 // The adjoint of numpy broadcasting: sums g over the dimensions that broadcasting added or
 // stretched, so the result has `shape`. Returns g itself when the shapes already match.
 Tensor sum_to_shape(const Tensor& g, const Shape& shape);

@@ -3,7 +3,8 @@
 // tensors are contiguous, on its device, of matching shapes, and of a dtype it was promised
 // below. The CPU backend (tensor/cpu/) is the readable reference; the CUDA backend
 // (tensor/cuda/) is where speed lives. Float kernels see float32 and float64 on the CPU
-// (bfloat16 is converted in ops.cpp), float32 and bfloat16 on CUDA.
+// (bfloat16 is converted in ops.cpp), float32 and bfloat16 on CUDA, where the mixed-precision
+// kernels named below read one float dtype and write another.
 #pragma once
 
 #include <cstdint>
@@ -60,15 +61,17 @@ class Backend {
   // elementwise (float): out may alias x or a
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& out) = 0;
   virtual void scalar(ScalarOp op, const Tensor& x, double s, Tensor& out) = 0;
+  // binary: a, b and out one dtype on the CPU; on CUDA any mix of float32 and bfloat16
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const BroadcastPlan& plan,
                       Tensor& out) = 0;
   virtual void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) = 0;
 
-  // matrix products (float; a, b, c one dtype)
+  // matrix products (float; a, b, c one dtype, or bfloat16 a and b with a float32 c on CUDA)
   virtual void gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) = 0;
 
   // reductions along n of x seen as (outer, n, inner) -> out (outer, inner); out dtype is x's,
-  // int64 for kArgmax. Accumulation in float32 (float64 for float64 inputs) or better.
+  // int64 for kArgmax (on CUDA sum, mean and max may write the other float dtype).
+  // Accumulation in float32 (float64 for float64 inputs) or better.
   virtual void reduce(ReduceOp op, const Tensor& x, const AxisPlan& plan, Tensor& out) = 0;
 
   // softmax over the last dim of x seen as (numel / cols, cols); log selects log-softmax

@@ -3,6 +3,8 @@
 // results are new contiguous tensors on that device unless the name ends in an underscore
 // (in place). Float ops take float32, bfloat16 (on the CPU computed in float32) and float64
 // (CPU only, for gradient checks); statistics (LayerNorm mean/rstd, losses) are float32.
+// Operands share one dtype (no promotion), except the mixed-precision forms that name their
+// output dtype (`out`): float32 and bfloat16 operands in any mix, the cast fused in the kernel.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +24,10 @@ Tensor cast(const Tensor& x, DType dtype);                                  // a
 // a (..., M, K) [(..., K, M) if trans_a], b (..., K, N) [(..., N, K) if trans_b] -> (..., M, N).
 // Batch dims must match, or either side may be 2-D and is then shared by every batch.
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
-// c = alpha * op(a) op(b) + beta * c, in place; c has the shape matmul would return.
+// Mixed precision: bfloat16 a and b with a float32 (or bfloat16) result, float32 accumulation.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, DType out);
+// c = alpha * op(a) op(b) + beta * c, in place; c has the shape matmul would return and the
+// dtype of a and b, or float32 when they are bfloat16.
 void matmul_out(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a = false,
                 bool trans_b = false, float alpha = 1.0f, float beta = 0.0f);
 
@@ -31,6 +36,11 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
+// The same with float32 / bfloat16 operands in any mix, computed in float32, written as `out`.
+Tensor add(const Tensor& a, const Tensor& b, DType out);
+Tensor sub(const Tensor& a, const Tensor& b, DType out);
+Tensor mul(const Tensor& a, const Tensor& b, DType out);
+Tensor div(const Tensor& a, const Tensor& b, DType out);
 Tensor add(const Tensor& a, double s);    // a + s
 Tensor sub(const Tensor& a, double s);    // a - s
 Tensor rsub(double s, const Tensor& a);   // s - a
@@ -45,7 +55,8 @@ Tensor sqrt(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor gelu(const Tensor& x);                                 // 0.5 x (1 + erf(x / sqrt 2)), exact
 Tensor gelu_backward(const Tensor& x, const Tensor& dy);      // dy * gelu'(x)
-void add_(Tensor& a, const Tensor& b, double alpha = 1.0);    // a += alpha * b (b broadcast to a)
+// a += alpha * b (b broadcast to a; b may be float32 or bfloat16 whatever a's float dtype is)
+void add_(Tensor& a, const Tensor& b, double alpha = 1.0);
 void mul_(Tensor& a, double s);                               // a *= s
 
 // ---- reductions; dim may be negative. The all-element forms return a 0-d tensor.
@@ -53,6 +64,9 @@ Tensor sum(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor mean(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64; first maximum
+// Sum and mean written as `out` (float32 <-> bfloat16), accumulated in float32 or better.
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim, DType out);
+Tensor sum(const Tensor& x, DType out);
 Tensor sum(const Tensor& x);
 Tensor mean(const Tensor& x);
 Tensor max(const Tensor& x);

@@ -32,6 +32,13 @@ void check_float(const Tensor& x, const char* op) {
   SDLORA_CHECK(is_floating(x.dtype()), op, ": expected a float tensor, got ", x.describe());
 }
 
+void check_mixed_float(const Tensor& x, DType out, const char* op) {
+  auto ok = [](DType t) { return t == DType::kFloat32 || t == DType::kBFloat16; };
+  SDLORA_CHECK(ok(x.dtype()) && ok(out), op,
+               ": mixed precision takes float32 and bfloat16 only, got ", x.describe(), " -> ",
+               dtype_name(out));
+}
+
 void check_index(const Tensor& x, const char* op) {
   SDLORA_CHECK(x.dtype() == DType::kInt32 || x.dtype() == DType::kInt64, op,
                ": expected an int32 or int64 index tensor, got ", x.describe());

@@ -13,6 +13,8 @@ void check_defined(const Tensor& x, const char* op, const char* name);
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
 void check_float(const Tensor& x, const char* op);
+// A mixed-precision op reading x and writing `out`: both float32 or bfloat16.
+void check_mixed_float(const Tensor& x, DType out, const char* op);
 void check_index(const Tensor& x, const char* op);  // int32 or int64
 // Normalises a possibly negative dimension; the error names the op and the tensor.
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op, const Tensor& x);

@@ -119,7 +119,44 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, const char* name
   return result_as(out, a.dtype());
 }
 
+// The mixed-precision form: float32 / bfloat16 operands in any mix, the result written as
+// `out`. The CPU computes in float32 and casts; CUDA fuses the casts into the kernel.
+Tensor binary_op_as(BinaryOp op, const Tensor& a, const Tensor& b, DType out_dtype,
+                    const char* name) {
+  check_defined(a, name, "a");
+  check_defined(b, name, "b");
+  check_same_device(a, b, name);
+  if (a.dtype() == b.dtype() && a.dtype() == out_dtype) return binary_op(op, a, b, name);
+  check_mixed_float(a, out_dtype, name);
+  check_mixed_float(b, out_dtype, name);
+  Backend& be = float_backend(a, name);
+  Shape out_shape;
+  const BroadcastPlan plan = broadcast_plan(a, b, out_shape, name);
+  if (a.device().is_cpu()) {
+    const Tensor ac = cast(a, DType::kFloat32), bc = cast(b, DType::kFloat32);
+    Tensor out = Tensor::empty(out_shape, DType::kFloat32, a.device());
+    be.binary(op, ac, bc, plan, out);
+    return result_as(out, out_dtype);
+  }
+  Tensor out = Tensor::empty(out_shape, out_dtype, a.device());
+  be.binary(op, a, b, plan, out);
+  return out;
+}
+
 }  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b, DType out) {
+  return binary_op_as(BinaryOp::kAdd, a, b, out, "add");
+}
+Tensor sub(const Tensor& a, const Tensor& b, DType out) {
+  return binary_op_as(BinaryOp::kSub, a, b, out, "sub");
+}
+Tensor mul(const Tensor& a, const Tensor& b, DType out) {
+  return binary_op_as(BinaryOp::kMul, a, b, out, "mul");
+}
+Tensor div(const Tensor& a, const Tensor& b, DType out) {
+  return binary_op_as(BinaryOp::kDiv, a, b, out, "div");
+}
 
 Tensor add(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::kAdd, a, b, "add"); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::kSub, a, b, "sub"); }
@@ -159,13 +196,19 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
   check_defined(a, "add_", "a");
   check_defined(b, "add_", "b");
   check_same_device(a, b, "add_");
-  check_same_dtype(a, b, "add_");
+  const bool mixed = a.dtype() != b.dtype();
+  if (mixed) check_mixed_float(b, a.dtype(), "add_");
+  else check_same_dtype(a, b, "add_");
   Backend& be = float_backend(a, "add_");
   Shape out_shape;
   const Tensor bs = alpha == 1.0 ? b : mul(b, alpha);
   const BroadcastPlan plan = broadcast_plan(a, bs, out_shape, "add_");
   SDLORA_CHECK(out_shape == a.shape() || shape_numel(out_shape) == a.numel(), "add_: ",
                b.describe(), " does not broadcast to the destination ", a.describe());
+  if (mixed && a.device().is_cpu()) {  // b read in its own dtype: through float32 on the CPU
+    a.copy_(binary_op_as(BinaryOp::kAdd, a, bs, a.dtype(), "add_"));
+    return;
+  }
   if (needs_cpu_upcast(a)) {
     Tensor sum = binary_op(BinaryOp::kAdd, a, bs, "add_");
     a.copy_(sum);

@@ -59,18 +59,31 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   return c;
 }
 
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, DType out) {
+  MatmulShape s = matmul_shape(a, b, trans_a, trans_b, "matmul");
+  Tensor c = Tensor::empty(s.out, out, a.device());
+  matmul_out(a, b, c, trans_a, trans_b);
+  return c;
+}
+
 void matmul_out(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b,
                 float alpha, float beta) {
   MatmulShape s = matmul_shape(a, b, trans_a, trans_b, "matmul");
   check_defined(c, "matmul", "c");
   check_same_device(a, c, "matmul");
-  check_same_dtype(a, c, "matmul");
+  // bfloat16 operands may write a float32 result (float32 accumulation, no rounding to bf16).
+  const bool wide_out = a.dtype() == DType::kBFloat16 && c.dtype() == DType::kFloat32;
+  if (!wide_out) check_same_dtype(a, c, "matmul");
   SDLORA_CHECK(c.shape() == s.out, "matmul: output ", c.describe(), " should have shape ",
                shape_str(s.out));
   Backend& be = float_backend(a, "matmul");
   s.plan.alpha = alpha;
   s.plan.beta = beta;
   if (c.numel() == 0) return;
+  if (needs_cpu_upcast(a) && wide_out) {  // float32 accumulation straight into c
+    be.gemm(cast(a, DType::kFloat32), cast(b, DType::kFloat32), c, s.plan);
+    return;
+  }
   if (needs_cpu_upcast(a)) {
     Tensor cf = cast(c, DType::kFloat32);
     be.gemm(cast(a, DType::kFloat32), cast(b, DType::kFloat32), cf, s.plan);

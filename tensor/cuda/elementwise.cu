@@ -1,5 +1,6 @@
 // Elementwise kernels on CUDA: unary maps, tensor-scalar ops, broadcast binary ops and the GELU
-// derivative. Values are loaded as float, computed in float and stored in the tensor's dtype.
+// derivative. Values are loaded as float, computed in float and stored in the tensor's dtype;
+// binary ops may read and write float32 and bfloat16 in any mix (casts fused).
 #include "tensor/cuda/backend.h"
 #include "tensor/cuda/kernel_util.cuh"
 
@@ -133,8 +134,9 @@ __global__ void map2_kernel(const T* a, const T* b, T* out, int64_t n, bool vec,
 
 // Broadcast binary op: element i of out reads a and b at the offsets the plan gives.
 // Index is uint32_t when every offset fits (cheaper division), else int64_t.
-template <typename T, typename Index, typename F>
-__global__ void broadcast_kernel(const T* a, const T* b, T* out, BroadcastPlan plan, F f) {
+// A, B and O may differ (float32 / bfloat16): the casts are fused in the loads and the store.
+template <typename A, typename B, typename O, typename Index, typename F>
+__global__ void broadcast_kernel(const A* a, const B* b, O* out, BroadcastPlan plan, F f) {
   const Index n = static_cast<Index>(plan.numel);
   const Index stride = static_cast<Index>(gridDim.x) * blockDim.x;
   for (Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -153,7 +155,7 @@ __global__ void broadcast_kernel(const T* a, const T* b, T* out, BroadcastPlan p
       oa += rem * static_cast<Index>(plan.a_stride[0]);
       ob += rem * static_cast<Index>(plan.b_stride[0]);
     }
-    out[i] = from_float<T>(f(to_float(a[oa]), to_float(b[ob])));
+    out[i] = from_float<O>(f(to_float(a[oa]), to_float(b[ob])));
   }
 }
 
@@ -181,6 +183,23 @@ void launch_map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   SDLORA_CUDA_CHECK_LAUNCH();
 }
 
+template <typename A, typename B, typename O, typename F>
+void launch_broadcast(const Tensor& a, const Tensor& b, const BroadcastPlan& plan, Tensor& out,
+                      F f) {
+  cudaStream_t s = stream_for(out);
+  const unsigned grid = grid_for(plan.numel, kThreads, out.device().index);
+  // uint32 indexing needs every index below 2^32, including i + grid stride.
+  const int64_t limit = int64_t{1} << 31;
+  if (plan.numel < limit && static_cast<int64_t>(grid) * kThreads < limit) {
+    broadcast_kernel<A, B, O, uint32_t>
+        <<<grid, kThreads, 0, s>>>(ptr<A>(a), ptr<B>(b), ptr<O>(out), plan, f);
+  } else {
+    broadcast_kernel<A, B, O, int64_t>
+        <<<grid, kThreads, 0, s>>>(ptr<A>(a), ptr<B>(b), ptr<O>(out), plan, f);
+  }
+  SDLORA_CUDA_CHECK_LAUNCH();
+}
+
 template <typename T, typename F>
 void launch_binary(const Tensor& a, const Tensor& b, const BroadcastPlan& plan, Tensor& out, F f) {
   // Same-shape contiguous operands: the vectorised map.
@@ -188,18 +207,20 @@ void launch_binary(const Tensor& a, const Tensor& b, const BroadcastPlan& plan, 
     launch_map2<T>(a, b, out, f);
     return;
   }
-  cudaStream_t s = stream_for(out);
-  const unsigned grid = grid_for(plan.numel, kThreads, out.device().index);
-  // uint32 indexing needs every index below 2^32, including i + grid stride.
-  const int64_t limit = int64_t{1} << 31;
-  if (plan.numel < limit && static_cast<int64_t>(grid) * kThreads < limit) {
-    broadcast_kernel<T, uint32_t>
-        <<<grid, kThreads, 0, s>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), plan, f);
-  } else {
-    broadcast_kernel<T, int64_t>
-        <<<grid, kThreads, 0, s>>>(ptr<T>(a), ptr<T>(b), ptr<T>(out), plan, f);
-  }
-  SDLORA_CUDA_CHECK_LAUNCH();
+  launch_broadcast<T, T, T>(a, b, plan, out, f);
+}
+
+// Operands and output of float32 / bfloat16 in any mix: the broadcast kernel with fused casts.
+template <typename F>
+void launch_mixed(const Tensor& a, const Tensor& b, const BroadcastPlan& plan, Tensor& out, F f) {
+  dispatch_float(a.dtype(), "binary op", [&](auto ta) {
+    dispatch_float(b.dtype(), "binary op", [&](auto tb) {
+      dispatch_float(out.dtype(), "binary op", [&](auto to) {
+        launch_broadcast<typename decltype(ta)::type, typename decltype(tb)::type,
+                         typename decltype(to)::type>(a, b, plan, out, f);
+      });
+    });
+  });
 }
 
 }  // namespace
@@ -254,6 +275,19 @@ void CudaBackend::scalar(ScalarOp op, const Tensor& x, double s, Tensor& out) {
 void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const BroadcastPlan& plan,
                          Tensor& out) {
   if (plan.numel == 0) return;
+  if (a.dtype() != b.dtype() || a.dtype() != out.dtype()) {
+    switch (op) {
+      case BinaryOp::kAdd:
+        return launch_mixed(a, b, plan, out, AddF{});
+      case BinaryOp::kSub:
+        return launch_mixed(a, b, plan, out, SubF{});
+      case BinaryOp::kMul:
+        return launch_mixed(a, b, plan, out, MulF{});
+      case BinaryOp::kDiv:
+        return launch_mixed(a, b, plan, out, DivF{});
+    }
+    SDLORA_THROW("binary: unknown op ", static_cast<int>(op));
+  }
   dispatch_float(a.dtype(), "binary op", [&](auto tag) {
     using T = typename decltype(tag)::type;
     switch (op) {

@@ -1,5 +1,5 @@
 // Matrix products on CUDA through cuBLAS (float32, TF32 when allowed, bfloat16 with float32
-// accumulation), batched with strides where a stride of 0 shares one operand across the batch.
+// accumulation and a bfloat16 or float32 result), batched with strides where a stride of 0 shares one operand across the batch.
 #include "tensor/cuda/backend.h"
 #include "tensor/cuda/kernel_util.cuh"
 
@@ -16,7 +16,9 @@ namespace sdlora::cuda {
 // which cuBLAS transposes. Likewise A: stored (m, k) -> ld k, or (k, m) when trans_a -> ld m.
 // The result lands in C's memory as the row-major m x n product with no copies.
 void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) {
-  SDLORA_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype(),
+  SDLORA_CHECK(a.dtype() == b.dtype() &&
+                   (a.dtype() == c.dtype() ||
+                    (a.dtype() == DType::kBFloat16 && c.dtype() == DType::kFloat32)),
                "gemm: dtypes differ: ", a.describe(), ", ", b.describe(), ", ", c.describe());
   if (plan.m == 0 || plan.n == 0 || plan.batch == 0) return;
   if (plan.k == 0) {  // empty sum: C = beta C
@@ -38,6 +40,8 @@ void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPl
     default:
       SDLORA_THROW("gemm: CUDA matrix products take float32 or bfloat16, got ", a.describe());
   }
+  // bfloat16 A and B may write a float32 C: the float32 accumulator is stored without rounding.
+  const cudaDataType_t type_c = c.dtype() == DType::kFloat32 ? CUDA_R_32F : CUDA_R_16BF;
   const int index = c.device().index;
   set_device(index);
   cublasHandle_t handle = cublas(index);
@@ -52,11 +56,11 @@ void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPl
   if (plan.batch == 1) {
     SDLORA_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha,
                                         b.raw_data(), type, ld_b, a.raw_data(), type, ld_a, &beta,
-                                        c.raw_data(), type, ld_c, compute, CUBLAS_GEMM_DEFAULT));
+                                        c.raw_data(), type_c, ld_c, compute, CUBLAS_GEMM_DEFAULT));
   } else {
     SDLORA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
         handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha, b.raw_data(), type, ld_b, plan.stride_b,
-        a.raw_data(), type, ld_a, plan.stride_a, &beta, c.raw_data(), type, ld_c, plan.stride_c,
+        a.raw_data(), type, ld_a, plan.stride_a, &beta, c.raw_data(), type_c, ld_c, plan.stride_c,
         plan.batch, compute, CUBLAS_GEMM_DEFAULT));
   }
 }

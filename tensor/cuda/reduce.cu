@@ -218,17 +218,22 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, const AxisPlan& plan, Ten
   }
   dispatch_float(x.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    switch (op) {
-      case ReduceOp::kSum:
-        return run_reduce<T, SumR, T>(x, plan, out, 1.0f);
-      case ReduceOp::kMean:
-        return run_reduce<T, SumR, T>(x, plan, out, static_cast<float>(plan.n));
-      case ReduceOp::kMax:
-        return run_reduce<T, MaxR, T>(x, plan, out, 1.0f);
-      case ReduceOp::kArgmax:
-        return run_reduce<T, ArgmaxR, int64_t>(x, plan, out, 1.0f);
-    }
-    SDLORA_THROW("reduce: unknown op ", static_cast<int>(op));
+    if (op == ReduceOp::kArgmax) return run_reduce<T, ArgmaxR, int64_t>(x, plan, out, 1.0f);
+    // Sum and mean may write another float dtype than they read (the cast fused in the store).
+    dispatch_float(out.dtype(), "reduce", [&](auto out_tag) {
+      using O = typename decltype(out_tag)::type;
+      switch (op) {
+        case ReduceOp::kSum:
+          return run_reduce<T, SumR, O>(x, plan, out, 1.0f);
+        case ReduceOp::kMean:
+          return run_reduce<T, SumR, O>(x, plan, out, static_cast<float>(plan.n));
+        case ReduceOp::kMax:
+          return run_reduce<T, MaxR, O>(x, plan, out, 1.0f);
+        case ReduceOp::kArgmax:
+          break;
+      }
+      SDLORA_THROW("reduce: unknown op ", static_cast<int>(op));
+    });
   });
 }
 
