@@ -113,9 +113,12 @@ std::shared_ptr<Dataset> open_cifar100_python(const std::string& folder, Split s
                " dims, expected (n, 3072)");
   SDLORA_CHECK(!data->fortran_order, "CIFAR-100 pickle ", fname,
                ": Fortran-ordered 'data' is not supported");
+  // The shape is untrusted: compare by division so a huge count cannot wrap the product.
+  SDLORA_CHECK(data->shape[0] >= 0 && data->raw.size() % kPixels == 0 &&
+                   data->raw.size() / kPixels == static_cast<uint64_t>(data->shape[0]),
+               "CIFAR-100 pickle ", fname, ": 'data' holds ", data->raw.size(),
+               " bytes for shape (", data->shape[0], ", 3072)");
   const auto n = static_cast<size_t>(data->shape[0]);
-  SDLORA_CHECK(data->raw.size() == n * kPixels, "CIFAR-100 pickle ", fname, ": 'data' holds ",
-               data->raw.size(), " bytes for shape (", n, ", 3072)");
   std::vector<int64_t> labels =
       pickle::to_int_vector(pickle::get(root, "fine_labels", fname), fname + " fine_labels");
   SDLORA_CHECK(labels.size() == n, "CIFAR-100 pickle ", fname, ": ", labels.size(),

@@ -136,6 +136,7 @@ std::shared_ptr<Dataset> make_dataset(const std::string& name, const std::string
     fo.train_fraction = options.train_fraction;
     fo.split_seed = options.split_seed;
     fo.split_file = options.split_file;
+    fo.max_image_pixels = options.max_image_pixels;
     return open_image_folder(path, fo, name);
   }
   std::ostringstream known;

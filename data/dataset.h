@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/image.h"
+#include "data/image_io.h"
 #include "tensor/error.h"
 
 namespace sdlora::data {
@@ -80,6 +81,9 @@ struct DatasetOptions {
   double train_fraction = 0.8;
   int64_t split_seed = 0;
   std::string split_file;
+  // Image folders: images of more pixels are refused before decoding, naming the file and its
+  // size (0 = no limit).
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 // Opens a dataset by name: fashion-mnist, cifar100, imagenet-r, imagenet-a, domainnet,

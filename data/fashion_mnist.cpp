@@ -22,13 +22,16 @@ IdxArray read_idx(const std::string& path) {
   SDLORA_CHECK(b.size() >= header, "idx file ", path, " is too short (", b.size(),
                " bytes) for its header");
   IdxArray a;
-  size_t n = 1;
+  // The dimensions are untrusted: their product is checked for overflow (it wraps with four
+  // 32-bit dimensions) before it is compared with the bytes present.
+  uint64_t n = 1;
   for (int d = 0; d < ndim; ++d) {
     const uint8_t* p = b.data() + 4 + 4 * d;
     const uint32_t v =
         (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
     a.dims.push_back(v);
-    n *= v;
+    SDLORA_CHECK(!__builtin_mul_overflow(n, uint64_t{v}, &n), "idx file ", path,
+                 ": the dimensions' product overflows (dimension ", d, " is ", v, ")");
   }
   SDLORA_CHECK(b.size() - header == n, "idx file ", path, " holds ", b.size() - header,
                " data bytes, its header promises ", n);
@@ -69,6 +72,12 @@ std::shared_ptr<Dataset> open_fashion_mnist(const std::string& folder, Split spl
                ": expected 3 dimensions (n, rows, cols), got ", images.dims.size());
   SDLORA_CHECK(labels.dims.size() == 1, "idx file ", labels_path, ": expected 1 dimension, got ",
                labels.dims.size());
+  // Rows and columns become ints of the image: bound them (the data size check above already
+  // ties their product to the bytes present).
+  SDLORA_CHECK(images.dims[1] >= 1 && images.dims[2] >= 1 && images.dims[1] <= 65535 &&
+                   images.dims[2] <= 65535,
+               "idx file ", images_path, ": images of ", images.dims[1], " x ", images.dims[2],
+               " pixels (expected 1 to 65535 on each side)");
   SDLORA_CHECK(images.dims[0] == labels.dims[0], "Fashion-MNIST ", images_path, " holds ",
                images.dims[0], " images but ", labels_path, " holds ", labels.dims[0], " labels");
   std::vector<int64_t> y(labels.data.begin(), labels.data.end());

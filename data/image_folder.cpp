@@ -3,6 +3,7 @@
 #include "data/image_folder.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -56,11 +57,12 @@ std::vector<std::string> image_files(const fs::path& dir, const fs::path& base) 
 class ImageFolderDataset : public Dataset {
  public:
   ImageFolderDataset(std::string name, std::vector<std::string> paths, std::vector<int64_t> labels,
-                     std::vector<std::string> class_names)
+                     std::vector<std::string> class_names, int64_t max_pixels)
       : name_(std::move(name)),
         paths_(std::move(paths)),
         labels_(std::move(labels)),
-        class_names_(std::move(class_names)) {}
+        class_names_(std::move(class_names)),
+        max_pixels_(max_pixels) {}
 
   std::string name() const override { return name_; }
   int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
@@ -71,7 +73,7 @@ class ImageFolderDataset : public Dataset {
   Image image(int64_t i) const override {
     check_index(i);
     // Colour always: grey files become three equal channels, as PIL's convert("RGB").
-    return load_image(paths_[static_cast<size_t>(i)], 3);
+    return load_image(paths_[static_cast<size_t>(i)], 3, max_pixels_);
   }
   std::string source(int64_t i) const override {
     check_index(i);
@@ -84,6 +86,7 @@ class ImageFolderDataset : public Dataset {
   std::vector<std::string> paths_;
   std::vector<int64_t> labels_;
   std::vector<std::string> class_names_;
+  int64_t max_pixels_;
 };
 
 struct Listing {
@@ -183,53 +186,96 @@ Listing scan_tree(const fs::path& root, const ImageFolderOptions& o) {
   }
 
   const std::string want = split_name(o.split);
+  std::vector<char> listed(out.classes.size(), 0);
   for (const auto& [which, rel] : entries) {
-    if (which != want) continue;
     const std::string cls = rel.substr(0, rel.find('/'));
     const auto it = index.find(cls);
     SDLORA_CHECK(it != index.end() && rel.find('/') != std::string::npos, "split file ", split_path,
                  " lists ", rel, " whose class folder is not in ", root.string());
+    listed[static_cast<size_t>(it->second)] = 1;
+    if (which != want) continue;
     out.paths.push_back((root / rel).string());
     out.labels.push_back(it->second);
+  }
+  // A class folder added after the split file was written has no line in it: an empty one is
+  // an error as everywhere, a full one would silently be a class without images.
+  for (size_t c = 0; c < out.classes.size(); ++c) {
+    if (listed[c]) continue;
+    const fs::path dir = root / out.classes[c];
+    SDLORA_CHECK(!image_files(dir, root).empty(),
+                 "empty class folder (no .jpg, .jpeg or .png files): ", dir.string());
+    SDLORA_THROW("class folder ", dir.string(), " has no line in the split file ", split_path,
+                 " (added after the split was written?): delete the split file to split again, "
+                 "or choose another split_file");
   }
   return out;
 }
 
-// List-file layout: every root/*_<split>.txt, lines "relative/path label".
-Listing scan_lists(const fs::path& root, const std::vector<fs::path>& lists) {
+// One list file's lines "relative/path label": the label a strict decimal number.
+struct ListEntry {
+  std::string rel;
+  int64_t label;
+  std::string where;  // "list file F line N", for messages
+};
+std::vector<ListEntry> read_list(const fs::path& list) {
+  std::vector<ListEntry> out;
+  const std::vector<uint8_t> b = read_file(list.string());
+  std::istringstream in(std::string(b.begin(), b.end()));
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) continue;
+    const std::string where = "list file " + list.string() + " line " + std::to_string(line_no);
+    const size_t sp = line.find_last_of(" \t");
+    SDLORA_CHECK(sp != std::string::npos && sp > 0, where, ": expected 'relative/path label'");
+    const std::string text = line.substr(sp + 1);
+    int64_t label = -1;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), label);
+    SDLORA_CHECK(ec == std::errc() && end == text.data() + text.size() && label >= 0, where,
+                 ": bad label '", text.substr(0, 40), "' (expected a class number from 0)");
+    out.push_back({line.substr(0, sp), label, where});
+  }
+  return out;
+}
+
+// List-file layout: every root/*_<split>.txt, lines "relative/path label". The classes are
+// declared by the train lists: each label names one class folder (the files' parent folder),
+// and the labels are exactly 0 .. n-1. Every label of the requested split must be one of them,
+// with the same folder name.
+Listing scan_lists(const fs::path& root, const std::vector<fs::path>& train_lists,
+                   const std::vector<fs::path>& lists) {
+  std::map<int64_t, std::pair<std::string, std::string>> declared;  // label -> (folder, where)
+  for (const fs::path& list : train_lists) {
+    for (const ListEntry& e : read_list(list)) {
+      const std::string folder = fs::path(e.rel).parent_path().filename().string();
+      const auto [it, added] = declared.emplace(e.label, std::make_pair(folder, e.where));
+      SDLORA_CHECK(added || it->second.first == folder, e.where, ": label ", e.label,
+                   " is class folder '", folder, "' here but '", it->second.first, "' at ",
+                   it->second.second);
+    }
+  }
+  SDLORA_CHECK(!declared.empty(), "list files *_train.txt in ", root.string(), " list no images");
+  const auto n_classes = static_cast<int64_t>(declared.size());
+  for (const auto& [label, info] : declared)
+    SDLORA_CHECK(label < n_classes, info.second, ": label ", label, " but the train lists declare ",
+                 n_classes, " classes (labels must be 0 to ", n_classes - 1,
+                 ", each with images in the train lists)");
   Listing out;
-  std::map<int64_t, std::string> names;
+  for (const auto& [label, info] : declared) out.classes.push_back(info.first);
   for (const fs::path& list : lists) {
-    const std::vector<uint8_t> b = read_file(list.string());
-    std::istringstream in(std::string(b.begin(), b.end()));
-    int line_no = 0;
-    for (std::string line; std::getline(in, line);) {
-      ++line_no;
-      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-      if (line.empty()) continue;
-      const size_t sp = line.find_last_of(" \t");
-      SDLORA_CHECK(sp != std::string::npos, "list file ", list.string(), " line ", line_no,
-                   ": expected 'relative/path label'");
-      const std::string rel = line.substr(0, sp);
-      int64_t label = -1;
-      try {
-        label = std::stoll(line.substr(sp + 1));
-      } catch (const std::exception&) {
-      }
-      SDLORA_CHECK(label >= 0, "list file ", list.string(), " line ", line_no, ": bad label '",
-                   line.substr(sp + 1), "'");
-      const fs::path p(rel);
-      names.emplace(label, p.parent_path().filename().string());
-      out.paths.push_back((root / p).string());
-      out.labels.push_back(label);
+    for (const ListEntry& e : read_list(list)) {
+      const auto it = declared.find(e.label);
+      SDLORA_CHECK(it != declared.end(), e.where, ": label ", e.label,
+                   " is not one of the train lists' ", n_classes, " classes");
+      const std::string folder = fs::path(e.rel).parent_path().filename().string();
+      SDLORA_CHECK(folder == it->second.first, e.where, ": label ", e.label, " is class folder '",
+                   it->second.first, "' in the train lists, not '", folder, "'");
+      out.paths.push_back((root / e.rel).string());
+      out.labels.push_back(e.label);
     }
   }
   SDLORA_CHECK(!out.paths.empty(), "list files in ", root.string(), " list no images");
-  const int64_t n_classes = names.rbegin()->first + 1;
-  for (int64_t c = 0; c < n_classes; ++c) {
-    const auto it = names.find(c);
-    out.classes.push_back(it != names.end() ? it->second : "class_" + std::to_string(c));
-  }
   return out;
 }
 
@@ -272,13 +318,13 @@ std::shared_ptr<Dataset> open_image_folder(const std::string& root_text,
     SDLORA_CHECK(!lists.empty(), "missing list files ",
                  (root / ("*_" + std::string(split_name(o.split)) + ".txt")).string(), " (",
                  root_text, " has *_train.txt lists)");
-    listing = scan_lists(root, lists);
+    listing = scan_lists(root, lists_of(Split::kTrain), lists);
   } else {
     listing = scan_tree(root, o);
   }
   return std::make_shared<ImageFolderDataset>(
       kind + " " + split_name(o.split) + " (" + root_text + ")", std::move(listing.paths),
-      std::move(listing.labels), std::move(listing.classes));
+      std::move(listing.labels), std::move(listing.classes), o.max_image_pixels);
 }
 
 }  // namespace sdlora::data

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/image_io.h"
 
 namespace sdlora::data {
 
@@ -23,6 +24,8 @@ struct ImageFolderOptions {
   double train_fraction = 0.8;  // one-tree layout: share of each class for training
   int64_t split_seed = 0;       // one-tree layout: numpy RandomState seed of the per-class split
   std::string split_file;       // one-tree layout: default <root>/split-seed<seed>.txt
+  // Images of more pixels are refused before decoding (data/image_io.h; 0 = no limit).
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 // kind: the dataset name used in messages ("imagenet-r", "image-folder", ...).

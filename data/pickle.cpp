@@ -1,6 +1,8 @@
 // Pickle reader: a stack machine over the opcodes the CIFAR-100 files and numpy arrays use.
 #include "data/pickle.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
@@ -148,9 +150,33 @@ class Machine {
   }
   uint64_t text_index() {
     const std::string t = line();
-    if (t.empty() || t.find_first_not_of("0123456789") != std::string::npos)
-      fail("bad memo index '" + t + "'");
-    return std::stoull(t);
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size())
+      fail("bad memo index '" + t.substr(0, 40) + "' (expected a decimal number below 2^64)");
+    return v;
+  }
+  void memo_put(uint64_t key) {
+    Ref& v = top();
+    if (memo_.size() >= kMaxMemo && memo_.find(key) == memo_.end())
+      fail("more than " + std::to_string(kMaxMemo) + " memo entries");
+    memo_[key] = v;
+  }
+  // Makes `child` an element of the container `parent` (not yet held by another, so no cycle
+  // can form) and keeps the nesting within kMaxDepth.
+  void adopt(Object& parent, const Ref& child) {
+    if (child.get() == &parent) fail("a container holds itself");
+    if (parent.held) fail("a container is modified after another container holds it (a cycle?)");
+    if (child->height >= kMaxDepth)
+      fail("containers nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    child->held = true;
+    parent.height = std::max(parent.height, child->height + 1);
+  }
+  Ref make_container(Kind k, std::vector<Ref> items) {
+    Ref o = make(k);
+    for (const Ref& r : items) adopt(*o, r);
+    o->items = std::move(items);
+    return o;
   }
   Ref memo_get(uint64_t key) {
     auto it = memo_.find(key);
@@ -335,25 +361,22 @@ class Machine {
         push(make(Kind::kDict));
         return false;  // EMPTY_DICT
       case 'l':
-      case 't': {  // LIST, TUPLE
-        Ref o = make(op == 'l' ? Kind::kList : Kind::kTuple);
-        o->items = pop_to_mark();
-        push(o);
+      case 't':  // LIST, TUPLE
+        push(make_container(op == 'l' ? Kind::kList : Kind::kTuple, pop_to_mark()));
         return false;
-      }
       case 0x85:
       case 0x86:
       case 0x87: {  // TUPLE1..3
-        Ref o = make(Kind::kTuple);
-        o->items.resize(op - 0x84u);
-        for (size_t k = o->items.size(); k-- > 0;) o->items[k] = pop();
-        push(o);
+        std::vector<Ref> items(op - 0x84u);
+        for (size_t k = items.size(); k-- > 0;) items[k] = pop();
+        push(make_container(Kind::kTuple, std::move(items)));
         return false;
       }
       case 'a': {  // APPEND
         Ref v = pop();
         Ref& l = top();
         if (l->kind != Kind::kList) fail("APPEND to a " + std::string(kind_name(l->kind)));
+        adopt(*l, v);
         l->items.push_back(v);
         return false;
       }
@@ -361,6 +384,7 @@ class Machine {
         std::vector<Ref> items = pop_to_mark();
         Ref& l = top();
         if (l->kind != Kind::kList) fail("APPENDS to a " + std::string(kind_name(l->kind)));
+        for (const Ref& v : items) adopt(*l, v);
         l->items.insert(l->items.end(), items.begin(), items.end());
         return false;
       }
@@ -370,6 +394,7 @@ class Machine {
         if (kv.size() % 2) fail("odd number of dict keys and values");
         Ref d = op == 'd' ? make(Kind::kDict) : top();
         if (d->kind != Kind::kDict) fail("SETITEMS on a " + std::string(kind_name(d->kind)));
+        for (const Ref& r : kv) adopt(*d, r);
         for (size_t k = 0; k < kv.size(); k += 2) d->dict.emplace_back(kv[k], kv[k + 1]);
         if (op == 'd') push(d);
         return false;
@@ -379,6 +404,8 @@ class Machine {
         Ref k = pop();
         Ref& d = top();
         if (d->kind != Kind::kDict) fail("SETITEM on a " + std::string(kind_name(d->kind)));
+        adopt(*d, k);
+        adopt(*d, v);
         d->dict.emplace_back(k, v);
         return false;
       }
@@ -413,16 +440,16 @@ class Machine {
         return false;
       }
       case 'p':
-        memo_[text_index()] = top();
+        memo_put(text_index());
         return false;  // PUT
       case 'q':
-        memo_[le(1)] = top();
+        memo_put(le(1));
         return false;  // BINPUT
       case 'r':
-        memo_[le(4)] = top();
+        memo_put(le(4));
         return false;  // LONG_BINPUT
       case 0x94:
-        memo_[memo_.size()] = top();
+        memo_put(memo_.size());
         return false;  // MEMOIZE
       case 'g':
         push(memo_get(text_index()));

@@ -46,9 +46,20 @@ struct Object {
   char byte_order = '|';
   std::string raw;
   bool fortran_order = false;
+  // Parser bookkeeping: the nesting height of a container (1 for a leaf) and whether another
+  // container holds it (a held container is never modified again, so no cycle can form).
+  int height = 1;
+  bool held = false;
 };
 
 const char* kind_name(Kind k);
+
+// Limits of the reader: nesting deeper than kMaxDepth containers and more than kMaxMemo memo
+// entries are errors. The objects it returns form no cycles (a container is never modified
+// after another container holds it: a pickle of a self-containing list is an error), so they
+// are freed with the last reference.
+constexpr int kMaxDepth = 100;
+constexpr size_t kMaxMemo = size_t{1} << 22;
 
 // Parses one pickle; `name` (the file) appears in every error.
 Ref load(const std::vector<uint8_t>& bytes, const std::string& name);

@@ -1,7 +1,9 @@
 // safetensors reading and writing (JSON header via nlohmann-json).
 #include "nn/safetensors.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -61,6 +63,9 @@ const char* dtype_tag(DType t) {
   return "?";
 }
 
+// Tensors of the project have at most 8 dimensions (tensor/backend.h's kMaxDims).
+constexpr size_t kMaxRank = 8;
+
 }  // namespace
 
 SafetensorsFile load_safetensors(const std::string& path, Device device) {
@@ -78,6 +83,8 @@ SafetensorsFile load_safetensors(const std::string& path, Device device) {
                header_len, " bytes announced, ", file_size - 8, " bytes follow");
   std::string header(static_cast<size_t>(header_len), '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
+  SDLORA_CHECK(in.good(), "safetensors file '", path, "': reading the ", header_len,
+               "-byte header failed");
   json j;
   try {
     j = json::parse(header);
@@ -108,20 +115,34 @@ SafetensorsFile load_safetensors(const std::string& path, Device device) {
     const std::string tag = entry["dtype"].is_string() ? entry["dtype"].get<std::string>() : "?";
     SDLORA_CHECK(file_dtype(tag, fd), where, ": unsupported dtype '", tag,
                  "' (expected F32, F16, BF16, F64, I64, I32 or U8)");
+    // The header is untrusted: every dimension and the byte size are computed with checked
+    // arithmetic (a shape whose size wraps around 2^64 would otherwise sit on a few bytes).
     Shape shape;
-    SDLORA_CHECK(entry["shape"].is_array(), where, ": shape is not an array");
-    for (auto& d : entry["shape"]) {
-      SDLORA_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, where, ": bad shape ", entry["shape"].dump());
-      shape.push_back(d.get<int64_t>());
+    const json& jshape = entry["shape"];
+    SDLORA_CHECK(jshape.is_array(), where, ": shape is not an array");
+    SDLORA_CHECK(jshape.size() <= kMaxRank, where, ": shape has ", jshape.size(),
+                 " dimensions (at most ", kMaxRank, ")");
+    uint64_t want = fd.size;   // bytes of the tensor
+    uint64_t extent = fd.size;  // the same with zero dimensions counted as one (bounds strides)
+    for (size_t k = 0; k < jshape.size(); ++k) {
+      const json& d = jshape[k];
+      SDLORA_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where,
+                   ": shape dimension ", k, " is not a non-negative integer");
+      const uint64_t v = d.get<uint64_t>();
+      SDLORA_CHECK(v <= static_cast<uint64_t>(INT64_MAX) &&
+                       !__builtin_mul_overflow(extent, v == 0 ? 1 : v, &extent) &&
+                       extent <= static_cast<uint64_t>(INT64_MAX),
+                   where, ": shape dimension ", k, " (", v, ") makes the tensor's size overflow");
+      want *= v;  // cannot overflow: |want| <= |extent|
+      shape.push_back(static_cast<int64_t>(v));
     }
-    const auto& offs = entry["data_offsets"];
+    const json& offs = entry["data_offsets"];
     SDLORA_CHECK(offs.is_array() && offs.size() == 2 && offs[0].is_number_unsigned() &&
                      offs[1].is_number_unsigned(),
-                 where, ": data_offsets should be two non-negative integers, got ", offs.dump());
+                 where, ": data_offsets should be two non-negative integers");
     const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
     SDLORA_CHECK(begin <= end && end <= data_size, where, ": data_offsets [", begin, ", ", end,
                  ") out of range: the file holds ", data_size, " data bytes (truncated or corrupt?)");
-    const uint64_t want = static_cast<uint64_t>(shape_numel(shape)) * fd.size;
     SDLORA_CHECK(end - begin == want, where, ": ", end - begin, " bytes for shape ",
                  shape_str(shape), " of ", tag, " (expected ", want, ")");
     ranges.emplace_back(begin, end);

@@ -75,7 +75,7 @@ TEST(BadImages, CorruptPngData) {
   auto bytes = test::read_bytes(path);
   for (size_t i = 45; i < bytes.size() - 20; ++i) bytes[i] ^= 0x5a;  // scramble the compressed data
   test::write_bytes(path, bytes);
-  expect_error([&] { load_image(path); }, {"corrupt image", path});
+  expect_error([&] { load_image(path); }, {"corrupt PNG", path});
 }
 
 TEST(BadImages, NotAnImageEmptyOrMissing) {
