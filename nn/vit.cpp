@@ -160,15 +160,29 @@ ViTOutput ViT::forward(const Var& images) const {
                "ViT: images ", images.describe(), " should be (B, ", c.in_channels, ", ",
                c.image_size, ", ", c.image_size, ")");
   const int64_t B = images.size(0), D = c.embed_dim;
-  Var x = patch_embed_->forward(images);                                 // (B, N, D)
+  const DType act = activation_dtype(precision_);
+  Var x = patch_embed_->forward(cast(images, act));                      // (B, N, D)
   x = cat({broadcast_to(cls_token_, {B, 1, D}), x}, 1);                  // (B, N + 1, D)
   x = add(x, pos_embed_);
   for (int64_t i = 0; i < depth(); ++i) x = block(i).forward(x);
   // LayerNorm acts per token, so normalising the class token alone equals timm's norm-then-pool.
   ViTOutput out;
-  out.features = reshape(norm_->forward(slice(x, 1, 0, 1)), {B, D});
+  out.features = cast(reshape(norm_->forward(slice(x, 1, 0, 1)), {B, D}), DType::kFloat32);
   if (head_) out.logits = head_->forward(out.features);
   return out;
+}
+
+void ViT::set_precision(Precision precision) {
+  const DType dtype = activation_dtype(precision);
+  for (auto& [name, p] : named_parameters()) {
+    if (name.rfind("head.", 0) == 0) continue;
+    if (dtype == DType::kBFloat16) p.set_requires_grad(false);
+    if (p.dtype() != dtype) {
+      p.clear_grad();
+      p.set_data(cast(p.data(), dtype));
+    }
+  }
+  precision_ = precision;
 }
 
 void ViT::load_pretrained(const std::string& path) {

@@ -11,6 +11,7 @@
 
 #include "nn/layers.h"
 #include "nn/module.h"
+#include "nn/precision.h"
 
 namespace sdlora {
 
@@ -122,13 +123,22 @@ class ViT : public Module {
   // normal(0, 1e-6), the patch convolution with PyTorch's Conv2d default, LayerNorms ones/zeros.
   void init_weights(Generator& gen);
 
-  // images (B, C, image_size, image_size) float -> features and, with a head, logits.
+  // images (B, C, image_size, image_size) float -> features and, with a head, logits. Both
+  // are float32 whatever the precision (under bf16 the blocks run in bfloat16 and the final
+  // class-token features are cast back, so heads and losses downstream stay float32).
   ViTOutput forward(const Var& images) const;
   ViTOutput forward(const Tensor& images) const { return forward(Var(images)); }
 
   // A timm safetensors checkpoint (e.g. vit_base_patch16_224.augreg2_in21k_ft_in1k's
   // model.safetensors) loaded strictly; a model without a head ignores the file's head.* tensors.
   void load_pretrained(const std::string& path);
+
+  // The precision policy, applied once (e.g. right after loading the weights). bf16 converts
+  // every parameter except the head (head.*) to bfloat16, rounding to nearest even: the frozen
+  // backbone. Those parameters are then not trainable (their gradients would be bfloat16).
+  // fp32 converts them back to float32 (exactly the bfloat16 values).
+  void set_precision(Precision precision);
+  Precision precision() const { return precision_; }
 
   const ViTConfig& config() const { return config_; }
   int64_t depth() const { return blocks_->size(); }
@@ -142,6 +152,7 @@ class ViT : public Module {
 
  private:
   ViTConfig config_;
+  Precision precision_ = Precision::kFP32;
   std::shared_ptr<PatchEmbed> patch_embed_;
   Var cls_token_, pos_embed_;
   std::shared_ptr<BlockList> blocks_;
