@@ -290,7 +290,8 @@ class SDLoRAQKV final : public QKVAdapter {
   SDLoRAQKV(const SDLoRA* owner, int64_t block) : owner_(owner), block_(block) {}
 
   // y_q += (x D_all,q^T) U_all,q^T and y_v likewise, with one down-product for q and v together
-  // (x is read once), then one up-product each.
+  // (x is read once), then one up-product each. Under bf16 x is bfloat16 and the factors float32:
+  // the products run on bfloat16 operands and the factors' gradients come back float32.
   void adapt(const Var& x, Var& q, Var& v) const override {
     const SDLoRAProjection& pq = owner_->projection(2 * block_);
     const SDLoRAProjection& pv = owner_->projection(2 * block_ + 1);
@@ -468,7 +469,8 @@ void SDLoRA::kd_absorb() {
 Tensor SDLoRA::merged_qkv_weight(int64_t block) const {
   NoGradGuard no_grad;
   const int64_t D = vit_.config().embed_dim;
-  Tensor W = vit_.block(block).attn().qkv().weight().data().clone();  // (3D, D)
+  // (3D, D), float32 also under bf16 (cast copies, so W is this function's own tensor)
+  Tensor W = cast(vit_.block(block).attn().qkv().weight().data(), DType::kFloat32);
   for (int64_t part = 0; part < 2; ++part) {  // q rows [0, D), v rows [2D, 3D)
     const SDLoRAProjection& proj = projection(2 * block + part);
     const Var down = proj.stacked_down();
