@@ -24,6 +24,8 @@ Command add_train_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_export_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
+Command add_report_command(CLI::App& root);
+Command add_analyze_command(CLI::App& root);
 
 // Throws "<flag>: cannot read '<path>' (...)" unless path names a readable regular file.
 void require_input_file(const std::string& flag, const std::string& path);

@@ -1,6 +1,6 @@
 // sdlora: the project's command-line tool. One subcommand per job (train, eval, export, demo,
-// forward, pretrain, bench); each is defined in apps/cmd_<name>.cpp. Only this file
-// exits: commands throw, and the message is printed here with a non-zero exit status.
+// forward, pretrain, bench, report, analyze); each is defined in apps/cmd_<name>.cpp. Only this
+// file exits: commands throw, and the message is printed here with a non-zero exit status.
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
       sdlora::apps::add_train_command(app),   sdlora::apps::add_eval_command(app),
       sdlora::apps::add_export_command(app),  sdlora::apps::add_demo_command(app),
       sdlora::apps::add_forward_command(app), sdlora::apps::add_pretrain_command(app),
-      sdlora::apps::add_bench_command(app),
+      sdlora::apps::add_bench_command(app),   sdlora::apps::add_report_command(app),
+      sdlora::apps::add_analyze_command(app),
   };
   // CLI11 would only say that a subcommand is required; name the word it did not know.
   const auto known = [&](const char* word) {
