@@ -6,7 +6,7 @@
 //
 //   sdlora bench [--device cpu|cuda] [--batch N] [--preset NAME] [--image N] [--patch N]
 //                [--width N] [--depth N] [--heads N] [--steps N] [--warmup N] [--precision fp32|bf16]
-//                [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S]
+//                [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S] [--[no-]tf32]
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
@@ -38,6 +38,7 @@ struct BenchOptions {
   int64_t rank = 10, past = 2, classes_per_task = 10;
   double lr = 0.01;
   uint64_t seed = 0;
+  bool tf32 = true;  // TF32 tensor cores for float32 products; CUDA only
 };
 
 double median(std::vector<double> v) {
@@ -94,7 +95,7 @@ void run_bench(const BenchOptions& o) {
                "--batch, --steps, --rank and --classes-per-task must be positive and --warmup, "
                "--past non-negative");
   const Device device = o.device.empty() ? default_device() : Device::parse(o.device);
-  const bool tf32 = device.is_cuda();
+  const bool tf32 = device.is_cuda() && o.tf32;
   set_allow_tf32(tf32);
 
   // Task `past` of a class-incremental stream: `past` earlier tasks, each classes_per_task wide.
@@ -224,7 +225,7 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--heads", o->heads, "attention heads (default: the preset's)");
   app->add_option("--steps", o->steps, "timed steps (the median is reported)")->capture_default_str();
   app->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
-  app->add_option("--precision", o->precision, "fp32 (TF32 products on CUDA) or bf16")
+  app->add_option("--precision", o->precision, "fp32 (TF32 products on CUDA unless --no-tf32) or bf16")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   app->add_option("--rank", o->rank, "rank of every component")->capture_default_str();
@@ -233,6 +234,9 @@ Command add_bench_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--lr", o->lr, "SGD learning rate (momentum 0.9)")->capture_default_str();
   app->add_option("--seed", o->seed, "seed of the random weights and data")->capture_default_str();
+  app->add_flag("--tf32,!--no-tf32", o->tf32,
+                "TF32 tensor cores for float32 products on CUDA (default on; ignored on the CPU); "
+                "the JSON's tf32 says what was used");
   return {app, [o] { run_bench(*o); }};
 }
 

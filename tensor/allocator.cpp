@@ -1,6 +1,8 @@
-// The caching pool and the CPU allocator; CUDA pools live in tensor/cuda/allocator.cpp.
+// The caching pool and the CPU allocator; the CUDA device and pinned pools live in
+// tensor/cuda/context.cpp.
 #include "tensor/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -24,9 +26,15 @@ std::string human_bytes(int64_t b) {
 }
 }  // namespace
 
-CachingPool::CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache)
+CachingPool::CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache,
+                         bool exact)
     : name_(std::move(name)), raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)),
-      cache_(cache) {}
+      cache_(cache && !exact), exact_(exact) {}
+
+bool CachingPool::caching_disabled_by_environment() {
+  const char* v = std::getenv("SDLORA_NO_CACHING_ALLOCATOR");
+  return v != nullptr && std::string(v) == "1";
+}
 
 CachingPool::~CachingPool() {
   // Blocks still in use belong to tensors outliving the pool (static destruction order); leave them.
@@ -43,7 +51,8 @@ size_t CachingPool::size_class(size_t bytes) {
 }
 
 void* CachingPool::allocate(size_t bytes) {
-  const size_t cls = size_class(bytes);
+  // Exact mode still asks for one byte for an empty tensor: a raw allocator may fail on zero.
+  const size_t cls = exact_ ? std::max<size_t>(bytes, 1) : size_class(bytes);
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.allocations;
   void* ptr = nullptr;
@@ -112,8 +121,14 @@ namespace {
 // Never destroyed: tensors held by other statics may be released after main() returns.
 CachingPool& cpu_pool() {
   static CachingPool* pool = new CachingPool(
-      "cpu", [](size_t bytes) { return std::aligned_alloc(kAlignment, bytes); },
-      [](void* p) { std::free(p); }, /*cache=*/false);
+      "cpu",
+      [](size_t bytes) -> void* {
+        // posix_memalign takes any size (the exact sizes of SDLORA_NO_CACHING_ALLOCATOR=1).
+        void* p = nullptr;
+        return posix_memalign(&p, kAlignment, bytes) == 0 ? p : nullptr;
+      },
+      [](void* p) { std::free(p); }, /*cache=*/false,
+      /*exact=*/CachingPool::caching_disabled_by_environment());
   return *pool;
 }
 
@@ -180,6 +195,16 @@ void empty_cache() {
     for (int i = 0; i < cuda_device_count(); ++i) cuda::device_pool(i).empty_cache();
     cuda::pinned_pool().empty_cache();
   }
+#endif
+}
+
+DeviceMemoryInfo device_memory_info(Device device) {
+  SDLORA_CHECK(device.is_cuda(), "device_memory_info: ", device.str(), " is not a GPU");
+#ifdef SDLORA_WITH_CUDA
+  const cuda::MemInfo m = cuda::mem_get_info(device.index);
+  return {static_cast<int64_t>(m.free), static_cast<int64_t>(m.total)};
+#else
+  SDLORA_THROW("device_memory_info: this build has no CUDA backend");
 #endif
 }
 

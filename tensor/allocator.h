@@ -15,7 +15,8 @@
 namespace sdlora {
 
 struct MemoryStats {
-  int64_t live_bytes = 0;        // bytes held by live tensors (rounded to the size class)
+  int64_t live_bytes = 0;        // bytes held by live tensors (rounded to the size class, or
+                                 // exact with the caching allocator off)
   int64_t peak_bytes = 0;        // the most live_bytes since the last reset_peak
   int64_t cached_bytes = 0;      // bytes freed by tensors and kept for reuse
   int64_t allocations = 0;       // allocate() calls
@@ -26,13 +27,19 @@ struct MemoryStats {
 // request); a freed block goes to the free list of its class and serves the next request of that
 // class. When the raw allocator fails, the cache is released and the request retried once; if it
 // fails again the error names the pool, the request and the pool's state. Thread-safe.
+//
+// exact = true (the process's CPU, pinned and device pools set it from the environment switch
+// SDLORA_NO_CACHING_ALLOCATOR=1, for compute-sanitizer and other memory checkers): the raw
+// allocator gets the exact size requested (no size-class slack to hide an overrun in), no block is
+// reused and each is freed at once on release.
 class CachingPool {
  public:
   using RawAlloc = std::function<void*(size_t)>;  // nullptr on failure
   using RawFree = std::function<void(void*)>;
 
   // cache = false frees blocks at once (used for plain CPU memory, which needs only counting).
-  CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache);
+  CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache,
+              bool exact = false);
   ~CachingPool();
   CachingPool(const CachingPool&) = delete;
   CachingPool& operator=(const CachingPool&) = delete;
@@ -44,12 +51,17 @@ class CachingPool {
   void reset_peak();
 
   static size_t size_class(size_t bytes);
+  // Whether SDLORA_NO_CACHING_ALLOCATOR is set to 1 now (read when each process pool is created).
+  static bool caching_disabled_by_environment();
+  // False when this pool allocates exact sizes and frees at once.
+  bool size_classes() const { return !exact_; }
 
  private:
   std::string name_;
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   bool cache_;
+  bool exact_;  // exact sizes, no reuse (SDLORA_NO_CACHING_ALLOCATOR=1)
   mutable std::mutex mu_;
   std::unordered_map<void*, size_t> in_use_;  // block -> size class
   std::multimap<size_t, void*> free_;         // size class -> cached block
@@ -66,5 +78,13 @@ MemoryStats pinned_memory_stats();
 void reset_peak_memory(Device device);
 // Returns every cached block of every pool to the system.
 void empty_cache();
+
+// A GPU's free and total memory as the driver reports them (cudaMemGetInfo): blocks cached by the
+// pool count as used. Throws for the CPU or without the CUDA backend.
+struct DeviceMemoryInfo {
+  int64_t free_bytes = 0;
+  int64_t total_bytes = 0;
+};
+DeviceMemoryInfo device_memory_info(Device device);
 
 }  // namespace sdlora

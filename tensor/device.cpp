@@ -6,6 +6,7 @@
 #include <omp.h>
 #endif
 #include <algorithm>
+#include <iostream>
 #include <thread>
 
 #include "tensor/error.h"
@@ -32,12 +33,56 @@ int cuda_device_count() {
 #endif
 }
 
+namespace {
+#ifdef SDLORA_WITH_CUDA
+std::string cuda_version(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
+
+CudaStatus probe_cuda() {
+  const cuda::InitStatus& init = cuda::init_status();
+  CudaStatus st;
+  st.devices = init.device_count;
+  const std::string versions = "driver supports CUDA " + cuda_version(init.driver_version) +
+                               ", runtime is CUDA " + cuda_version(init.runtime_version);
+  if (init.error == cudaSuccess && init.device_count > 0) {
+    st.state = CudaState::kReady;
+  } else if (init.error == cudaSuccess || init.error == cudaErrorNoDevice) {
+    st.state = CudaState::kNoDevice;
+    st.message =
+        "no CUDA GPU present on this machine (cudaGetDeviceCount found none; " + versions + ")";
+  } else if (init.driver_version == 0) {
+    st.state = CudaState::kNoDevice;
+    st.message = std::string("no CUDA driver on this machine (cudaGetDeviceCount: ") +
+                 cudaGetErrorName(init.error) + ")";
+  } else {
+    st.state = CudaState::kFailed;
+    st.message = std::string("CUDA failed to initialise: cudaGetDeviceCount returned ") +
+                 cudaGetErrorName(init.error) + " (" + cudaGetErrorString(init.error) + "; " +
+                 versions + ")";
+  }
+  return st;
+}
+#endif
+}  // namespace
+
+const CudaStatus& cuda_status() {
+#ifdef SDLORA_WITH_CUDA
+  static const CudaStatus status = probe_cuda();
+#else
+  static const CudaStatus status{CudaState::kNotBuilt, 0, "built without the CUDA backend"};
+#endif
+  return status;
+}
+
 Device Device::cuda(int index) {
   SDLORA_CHECK(cuda_built(),
                "CUDA device requested but this build has no CUDA backend "
                "(configure with -DSDLORA_CUDA=ON on a machine with nvcc)");
+  const CudaStatus& status = cuda_status();
+  SDLORA_CHECK(status.state != CudaState::kFailed, "CUDA device requested but ", status.message);
   const int n = cuda_device_count();
-  SDLORA_CHECK(n > 0, "CUDA device requested but no GPU is available (cudaGetDeviceCount found none)");
+  SDLORA_CHECK(n > 0, "CUDA device requested but no GPU is available (", status.message, ")");
   SDLORA_CHECK(index >= 0 && index < n, "CUDA device cuda:", index, " requested but only ", n,
                " GPU(s) are available");
   return {DeviceType::kCUDA, index};
@@ -59,7 +104,18 @@ std::string Device::str() const {
   return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
 }
 
-Device default_device() { return cuda_available() ? Device{DeviceType::kCUDA, 0} : Device::cpu(); }
+Device default_device() {
+  if (cuda_available()) return {DeviceType::kCUDA, 0};
+  // A driver that is present but cannot start CUDA is a broken install, not a CPU machine: say so
+  // once rather than train on the CPU unnoticed.
+  static const bool warned = [] {
+    if (cuda_status().state == CudaState::kFailed)
+      std::cerr << "sdlora: warning: " << cuda_status().message << "; using the CPU\n";
+    return true;
+  }();
+  (void)warned;
+  return Device::cpu();
+}
 
 }  // namespace sdlora
 

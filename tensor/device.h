@@ -1,6 +1,7 @@
 // Devices: the CPU and CUDA GPUs. The default device is CUDA when a GPU is present, else the CPU.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace sdlora {
@@ -26,8 +27,21 @@ struct Device {
 
 // Whether this build has the CUDA backend compiled in.
 bool cuda_built();
-// Number of usable GPUs (0 when none or when the build has no CUDA backend).
+// Number of usable GPUs (0 when none, when CUDA failed to start, or when the build has no CUDA
+// backend: cuda_status() tells these apart).
 int cuda_device_count();
+
+// What CUDA's start-up found. kNoDevice: no driver installed, or a driver and no GPU (a CPU
+// machine). kFailed: a driver is present but CUDA could not start (driver older than the runtime,
+// a device in a bad state, ...): GPUs may be there but nothing can use them. `message` says which,
+// with the CUDA error's name; empty when kReady.
+enum class CudaState : uint8_t { kNotBuilt, kNoDevice, kReady, kFailed };
+struct CudaStatus {
+  CudaState state = CudaState::kNotBuilt;
+  int devices = 0;
+  std::string message;
+};
+const CudaStatus& cuda_status();
 inline bool cuda_available() { return cuda_device_count() > 0; }
 Device default_device();
 

@@ -64,7 +64,7 @@ std::vector<DeviceContext*>& contexts() {
             set_device(i);
             (void)cudaFree(p);
           },
-          /*cache=*/true);
+          /*cache=*/true, /*exact=*/CachingPool::caching_disabled_by_environment());
       v->push_back(ctx);
     }
     return v;
@@ -83,17 +83,24 @@ std::atomic<bool> g_allow_tf32{false};
 
 }  // namespace
 
-int device_count() {
-  static const int count = [] {
+const InitStatus& init_status() {
+  static const InitStatus status = [] {
+    InitStatus st;
+    (void)cudaDriverGetVersion(&st.driver_version);  // 0 when no driver is installed
+    (void)cudaRuntimeGetVersion(&st.runtime_version);
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-      (void)cudaGetLastError();  // no driver or no device: the CPU is the only device
-      return 0;
+    st.error = cudaGetDeviceCount(&n);
+    if (st.error == cudaSuccess) {
+      st.device_count = n;
+    } else {
+      (void)cudaGetLastError();  // the failure is kept in `error`, not left for the next check
     }
-    return n;
+    return st;
   }();
-  return count;
+  return status;
 }
+
+int device_count() { return init_status().device_count; }
 
 void set_device(int index) {
   thread_local int current = -1;
@@ -143,6 +150,14 @@ bool allow_tf32() { return g_allow_tf32; }
 
 CachingPool& device_pool(int index) { return *context(index).pool; }
 
+MemInfo mem_get_info(int index) {
+  (void)context(index);  // checks the index
+  set_device(index);
+  MemInfo m;
+  SDLORA_CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
+  return m;
+}
+
 CachingPool& pinned_pool() {
   static CachingPool* pool = new CachingPool(
       "pinned host memory",
@@ -154,7 +169,8 @@ CachingPool& pinned_pool() {
         }
         return p;
       },
-      [](void* p) { (void)cudaFreeHost(p); }, /*cache=*/true);
+      [](void* p) { (void)cudaFreeHost(p); }, /*cache=*/true,
+      /*exact=*/CachingPool::caching_disabled_by_environment());
   return *pool;
 }
 
@@ -168,13 +184,26 @@ struct PendingPinned {
 std::mutex g_pending_mu;
 std::deque<PendingPinned> g_pending;
 
-void collect_finished_pinned() {
+// Returns the blocks whose copies have finished to the pool, oldest first, stopping at the first
+// that is still busy. cudaEventQuery answers cudaErrorNotReady for a busy event and the runtime
+// records that as the thread's last error: it is cleared here, or the next launch check would
+// throw it. Any other error throws when `may_throw`; otherwise (the release path, called from
+// destructors) it is left as the thread's last error for the next checked call to report.
+void collect_finished_pinned(bool may_throw) {
   std::lock_guard<std::mutex> lock(g_pending_mu);
   while (!g_pending.empty()) {
     PendingPinned& front = g_pending.front();
-    for (cudaEvent_t e : front.events)
-      if (cudaEventQuery(e) == cudaErrorNotReady) return;
-    (void)cudaGetLastError();
+    for (cudaEvent_t e : front.events) {
+      const cudaError_t st = cudaEventQuery(e);
+      if (st == cudaErrorNotReady) {
+        (void)cudaGetLastError();  // not an error: the copy is still running
+        return;
+      }
+      if (st != cudaSuccess) {
+        if (may_throw) SDLORA_CUDA_CHECK(st);
+        return;
+      }
+    }
     for (cudaEvent_t e : front.events) (void)cudaEventDestroy(e);
     pinned_pool().release(front.ptr);
     g_pending.pop_front();
@@ -183,7 +212,7 @@ void collect_finished_pinned() {
 }  // namespace
 
 void* allocate_pinned(size_t bytes) {
-  collect_finished_pinned();
+  collect_finished_pinned(/*may_throw=*/true);
   return pinned_pool().allocate(bytes);
 }
 
@@ -206,7 +235,7 @@ void release_pinned(void* ptr) {
     std::lock_guard<std::mutex> lock(g_pending_mu);
     g_pending.push_back(std::move(pending));
   }
-  collect_finished_pinned();
+  collect_finished_pinned(/*may_throw=*/false);
 }
 
 }  // namespace sdlora::cuda

@@ -15,6 +15,18 @@
 
 namespace sdlora::cuda {
 
+// What CUDA's start-up reported, probed once: the device count, cudaGetDeviceCount's result and
+// the driver's CUDA version (0: no driver installed).
+struct InitStatus {
+  int device_count = 0;
+  cudaError_t error = cudaSuccess;
+  int driver_version = 0;
+  int runtime_version = 0;
+};
+const InitStatus& init_status();
+
+// Usable devices; 0 when there is no driver, no GPU, or CUDA failed to start (init_status says
+// which).
 int device_count();
 // Makes `index` the calling thread's current device.
 void set_device(int index);
@@ -29,6 +41,12 @@ void synchronize(int index = 0);
 // TF32 tensor cores for float32 matrix products (off by default, as in PyTorch).
 void set_allow_tf32(bool allow);
 bool allow_tf32();
+
+// cudaMemGetInfo of a device: free and total bytes.
+struct MemInfo {
+  size_t free = 0, total = 0;
+};
+MemInfo mem_get_info(int index);
 
 CachingPool& device_pool(int index);
 CachingPool& pinned_pool();

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include "tensor/ops.h"
@@ -72,6 +73,22 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, double lo, double hi, DT
   for (double x : host_values(want)) max_want = std::max(max_want, std::fabs(x));
   return all_close(got, want, 0.0, rel * std::max(max_want, 1e-30), name);
 }
+
+GpuGate gpu_gate(const CudaStatus& status, bool required) {
+  if (status.state == CudaState::kReady) return {GpuGateAction::kRun, ""};
+  if (status.state == CudaState::kFailed) return {GpuGateAction::kFail, status.message};
+  if (required)
+    return {GpuGateAction::kFail,
+            status.message + " -- failed instead of skipped because SDLORA_REQUIRE_GPU=1"};
+  return {GpuGateAction::kSkip, status.message};
+}
+
+bool gpu_required_by_environment() {
+  const char* v = std::getenv("SDLORA_REQUIRE_GPU");
+  return v != nullptr && std::string(v) == "1";
+}
+
+GpuGate gpu_gate() { return gpu_gate(cuda_status(), gpu_required_by_environment()); }
 
 std::string error_of(const std::function<void()>& f) {
   try {

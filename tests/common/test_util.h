@@ -12,12 +12,29 @@
 
 namespace sdlora::test {
 
-// Skips the current test, with the reason printed, when no GPU is present.
-#define SDLORA_REQUIRE_GPU()                                                          \
-  do {                                                                                \
-    if (!::sdlora::cuda_available())                                                  \
-      GTEST_SKIP() << (::sdlora::cuda_built() ? "no CUDA GPU present on this machine" \
-                                              : "built without the CUDA backend");    \
+// What a GPU test does on this machine: run; skip, with the reason printed (no GPU, or a build
+// without CUDA); or fail, with the reason, when CUDA failed to start (a driver is there but
+// unusable) or when `required` (SDLORA_REQUIRE_GPU=1, set by scripts/gpu-check.sh) and no GPU
+// can run it, so that a broken GPU machine never reports its GPU tests as passed.
+enum class GpuGateAction { kRun, kSkip, kFail };
+struct GpuGate {
+  GpuGateAction action;
+  std::string reason;
+};
+GpuGate gpu_gate(const CudaStatus& status, bool required);
+// This process: cuda_status() and the environment.
+GpuGate gpu_gate();
+// Whether SDLORA_REQUIRE_GPU is set to 1.
+bool gpu_required_by_environment();
+
+// Runs the rest of the test only where a GPU can: otherwise skips or fails as gpu_gate() says.
+#define SDLORA_REQUIRE_GPU()                                                 \
+  do {                                                                       \
+    const ::sdlora::test::GpuGate sdlora_gate_ = ::sdlora::test::gpu_gate(); \
+    if (sdlora_gate_.action == ::sdlora::test::GpuGateAction::kFail)         \
+      GTEST_FAIL() << sdlora_gate_.reason;                                   \
+    if (sdlora_gate_.action == ::sdlora::test::GpuGateAction::kSkip)         \
+      GTEST_SKIP() << sdlora_gate_.reason;                                   \
   } while (0)
 
 // Host float64 copy of any float tensor (any device, any float dtype).
