@@ -3,6 +3,8 @@
 // it already holds finished tasks), and prints the comparison (apps/demo.h).
 //
 //   sdlora demo --out DIR [--methods m1,m2,...] [--set key=value ...] [--device cpu|cuda]
+// With --set seed=1993,1994,1995 every method runs once per seed (DIR/<method>/seed-<s>/, the
+// class order fixed by the config's class_order_seed) and the table shows mean +- std.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,7 @@
 #include "apps/commands.h"
 #include "apps/demo.h"
 #include "apps/progress.h"
+#include "cl/multi_seed.h"
 #include "data/file_io.h"
 
 namespace sdlora::apps {
@@ -55,17 +58,27 @@ void run_demo(const DemoOptions& o) {
     const std::string dir = (std::filesystem::path(o.out) / m).string();
     cl::RunOptions run;
     run.run_dir = dir;
-    run.resume = std::filesystem::exists(std::filesystem::path(dir) / "state.json");
     ConsoleReporter reporter("[" + m + "] ");
     run.reporter = &reporter;
     run.stop = stop.flag();
+    if (c.seeds.size() > 1) {  // DIR/<method>/seed-<s>/, each resumed when it exists
+      run.resume = true;
+      const cl::MultiSeedResult seeds = cl::run_seeds(c, run);
+      runs.push_back({m, seeds.runs.front().result, seeds});
+      continue;
+    }
+    run.resume = std::filesystem::exists(std::filesystem::path(dir) / "state.json");
     std::unique_ptr<ViT> backbone = cl::make_backbone(c);
-    runs.push_back({m, cl::run_training(c, data, *backbone, run)});
+    runs.push_back({m, cl::run_training(c, data, *backbone, run), {}});
   }
   const std::string report = demo_report(runs);
   std::cout << "\n" << report;
   nlohmann::json summary = nlohmann::json::array();
-  for (const DemoRun& r : runs) summary.push_back(nlohmann::json::parse(r.result.metrics_json()));
+  for (const DemoRun& r : runs) {
+    nlohmann::json j = nlohmann::json::parse(r.result.metrics_json());
+    if (r.seeds.runs.size() > 1) j["seeds"] = nlohmann::json::parse(r.seeds.summary_json());
+    summary.push_back(j);
+  }
   data::write_file_atomic((std::filesystem::path(o.out) / "summary.json").string(),
                         summary.dump(2) + "\n");
   data::write_file_atomic((std::filesystem::path(o.out) / "report.txt").string(), report);

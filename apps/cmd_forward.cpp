@@ -2,7 +2,7 @@
 // images of a safetensors file and writes the features and logits, so a backbone can be checked
 // against other implementations.
 //
-//   sdlora forward --weights FILE --heads H --input FILE --output FILE [--device cpu|cuda]
+//   sdlora forward --weights FILE [--heads H] --input FILE --output FILE [--device cpu|cuda]
 //                  [--batch-size N] [--unmerged] [--sdlora-mode paper|official]
 #include <CLI/CLI.hpp>
 
@@ -54,6 +54,29 @@ Tensor read_images(const std::string& path, const ViTConfig& c, const std::strin
   return images.dtype() == DType::kFloat32 ? images : cast(images, DType::kFloat32);
 }
 
+// The number of heads: the file's num_heads metadata (written by `sdlora export` and
+// `sdlora pretrain`), else --heads; both present and different is an error, since a wrong head
+// count silently gives wrong outputs.
+int64_t resolve_heads(const SafetensorsFile& file, int64_t flag, const std::string& path) {
+  auto it = file.metadata.find("num_heads");
+  if (it == file.metadata.end()) {
+    SDLORA_CHECK(flag > 0, "--heads is required: '", path,
+                 "' does not record num_heads in its metadata");
+    return flag;
+  }
+  int64_t recorded = 0;
+  try {
+    size_t used = 0;
+    recorded = std::stoll(it->second, &used);
+    SDLORA_CHECK(used == it->second.size() && recorded > 0, "");
+  } catch (const std::exception&) {
+    SDLORA_THROW("'", path, "': metadata num_heads is \"", it->second, "\", not a positive integer");
+  }
+  SDLORA_CHECK(flag == 0 || flag == recorded, "--heads ", flag, " disagrees with '", path,
+               "', whose metadata records num_heads ", recorded);
+  return recorded;
+}
+
 void run_forward(const ForwardOptions& o) {
   require_input_file("--weights", o.weights);
   require_input_file("--input", o.input);
@@ -62,7 +85,9 @@ void run_forward(const ForwardOptions& o) {
   const Device device = o.device.empty() ? default_device() : Device::parse(o.device);
   const auto start = std::chrono::steady_clock::now();
 
-  LoadedModel loaded = load_model(o.weights, o.heads, device, o.sdlora_mode);
+  const SafetensorsFile file = load_safetensors(o.weights, device);
+  LoadedModel loaded = load_model(file, resolve_heads(file, o.heads, o.weights), o.weights,
+                                  o.sdlora_mode);
   const ViTConfig config = loaded.vit->config();
   const std::string adapters = loaded.describe_adapters();
   const std::string evaluation = !loaded.has_adapters() ? "backbone"
@@ -123,9 +148,8 @@ Command add_forward_command(CLI::App& root) {
                   "adapters (blocks.{i}.attn.qkv.lora_{q,v}.*, sdlora.alpha)")
       ->required();
   app->add_option("--heads", o->heads,
-                  "number of attention heads (not recorded in timm checkpoints; must divide the "
-                  "width)")
-      ->required();
+                  "number of attention heads: required for files that do not record num_heads "
+                  "(timm checkpoints); must agree with it where recorded (sdlora export)");
   app->add_option("--input", o->input,
                   "safetensors file with `images`: float32 (B, C, H, W), already in model range")
       ->required();

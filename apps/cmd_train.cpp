@@ -5,6 +5,8 @@
 //   sdlora train --config FILE [--set key=value ...] --out DIR [--device cpu|cuda]
 //                [--dry-run] [--max-tasks N]
 //   sdlora train --resume DIR [--set key=value ...] [--device cpu|cuda]
+// A config whose seed is a list runs once per seed into DIR/seed-<s>/ and writes DIR/summary.json
+// (cl/multi_seed.h); --resume DIR continues its unfinished seeds.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +15,7 @@
 #include "apps/commands.h"
 #include "apps/progress.h"
 #include "cl/config.h"
+#include "cl/multi_seed.h"
 #include "cl/run_model.h"
 #include "cl/task_loop.h"
 
@@ -65,6 +68,15 @@ void run_train(const TrainOptions& o) {
   run.reporter = &reporter;
   StopOnSignal stop;
   run.stop = stop.flag();
+  if (config.seeds.size() > 1) {  // one run per seed, then the summary
+    SDLORA_CHECK(run.resume ||
+                     !std::filesystem::exists(std::filesystem::path(run.run_dir) / "config.json"),
+                 "--out '", run.run_dir, "' already holds a multi-seed run; continue it with "
+                 "--resume ", run.run_dir, " or choose another folder");
+    const cl::MultiSeedResult result = cl::run_seeds(config, run);
+    std::cout << result.table() << "summary in " << run.run_dir << "/summary.json\n";
+    return;
+  }
   const cl::RunResult result = cl::run_training(config, run);
   std::cout << result.table() << "results in " << run.run_dir << "/metrics.json\n";
 }

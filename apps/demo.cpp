@@ -33,6 +33,21 @@ std::string demo_report(const std::vector<DemoRun>& runs) {
   o << std::left << std::setw(14) << "method" << std::right << std::setw(8) << "Acc" << std::setw(8)
     << "AAA" << std::setw(12) << "forgetting" << std::setw(16) << "stored params" << std::setw(10)
     << "seconds" << '\n';
+  const bool several = !runs.empty() && runs.front().seeds.runs.size() > 1;
+  if (several) {  // mean +- sample std over the finished seeds
+    o << std::left << std::setw(14) << "method" << std::right << std::setw(16) << "Acc"
+      << std::setw(16) << "AAA" << std::setw(16) << "forgetting" << std::setw(8) << "seeds" << '\n';
+    auto pm = [](const cl::MultiSeedResult::Stat& s) {
+      std::ostringstream t;
+      t << std::fixed << std::setprecision(2) << s.mean << " +- " << s.std;
+      return t.str();
+    };
+    for (const DemoRun& r : runs)
+      o << std::left << std::setw(14) << r.method << std::right << std::setw(16) << pm(r.seeds.acc)
+        << std::setw(16) << pm(r.seeds.aaa) << std::setw(16) << pm(r.seeds.forgetting)
+        << std::setw(8) << r.seeds.finished << '\n';
+    o << "\nfirst seed's run:\n";
+  }
   for (const DemoRun& r : runs) {
     const cl::AccuracyMatrix& m = r.result.matrix;
     const int64_t stored = r.result.tasks.empty() ? 0 : r.result.tasks.back().params_stored;

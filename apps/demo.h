@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cl/config.h"
+#include "cl/multi_seed.h"
 #include "cl/task_loop.h"
 
 namespace sdlora::apps {
@@ -24,10 +25,12 @@ std::string locate_project_file(const std::string& path);
 
 struct DemoRun {
   std::string method;
-  cl::RunResult result;
+  cl::RunResult result;        // the (first seed's) run
+  cl::MultiSeedResult seeds;   // every seed's, when the demo ran several
 };
-// The comparison table (method, Acc, AAA, forgetting, stored parameters, seconds), then
-// SD-LoRA's accuracy matrix, magnitudes and the KD decisions.
+// The comparison table (method, Acc, AAA, forgetting, stored parameters, seconds; mean +- std
+// over the seeds when there were several), then SD-LoRA's accuracy matrix, magnitudes and the
+// KD decisions (of the first seed).
 std::string demo_report(const std::vector<DemoRun>& runs);
 
 }  // namespace sdlora::apps

@@ -51,6 +51,14 @@ ViTConfig infer_vit_config(const std::map<std::string, Tensor>& tensors, int64_t
   c.in_channels = ps[1];
   c.patch_size = ps[2];
 
+  // The layouts this ViT does not build, named before the shape checks would misreport them.
+  for (const auto& [name, t] : tensors)
+    SDLORA_CHECK(name != "reg_token" && name.rfind("reg_token.", 0) != 0, source,
+                 ": holds register tokens (", name, " ", shape_str(t.shape()),
+                 "); ViTs with register tokens are not supported");
+  SDLORA_CHECK(tensors.count("cls_token") > 0, source,
+               ": has no cls_token; this ViT reads its features at the class token, so "
+               "checkpoints without one (global-pooled ViTs) are not supported");
   const Tensor& pos = require(tensors, "pos_embed", 3, source);
   const Shape& qs = pos.shape();  // (1, 1 + (image / p)^2, D)
   SDLORA_CHECK(qs[0] == 1 && qs[2] == c.embed_dim && qs[1] >= 2, source, ": pos_embed has shape ",

@@ -22,7 +22,8 @@ struct Key {
   std::string name;
   bool is_string;  // command-line values are taken verbatim
   std::function<void(Config&, const json&)> read;
-  std::function<json(const Config&)> write;
+  std::function<json(const Config&)> write;  // null: an alias, written under its target's name
+  bool released_only = false;  // accepted only in a released config (one with model_name)
 };
 
 [[noreturn]] void bad_type(const std::string& key, const json& v, const char* want) {
@@ -98,17 +99,37 @@ const std::vector<Key>& keys() {
         make_key("weight_decay", &Config::weight_decay),
         make_key("scheduler", &Config::scheduler),
     };
-    // seed: an integer, or the released configs' one-element list.
+    // seed: an integer, or a list (the released form): one run per seed.
     t.push_back(Key{"seed", false,
                     [](Config& c, const json& v) {
                       if (v.is_array()) {
-                        if (v.size() != 1) bad_type("seed", v, "an integer or a one-element list");
-                        c.seed = read_int("seed", v[0]);
+                        if (v.empty()) bad_type("seed", v, "an integer or a non-empty list");
+                        c.seeds = read_int_list("seed", v);
+                        c.seed = c.seeds.front();
+                        if (c.seeds.size() == 1) c.seeds.clear();
                       } else {
                         c.seed = read_int("seed", v);
+                        c.seeds.clear();
                       }
                     },
-                    [](const Config& c) { return json(c.seed); }});
+                    [](const Config& c) { return c.seeds.size() > 1 ? json(c.seeds) : json(c.seed); }});
+    // The released configs' own keys.
+    for (Key k : {make_key("model_name", &Config::model_name),
+                  make_key("memory_size", &Config::memory_size),
+                  make_key("memory_per_class", &Config::memory_per_class),
+                  make_key("fixed_memory", &Config::fixed_memory),
+                  make_key("filepath", &Config::filepath),
+                  make_key("init_weight_decay", &Config::init_weight_decay),
+                  make_key("min_lr", &Config::min_lr),
+                  make_key("tuned_epoch", &Config::tuned_epoch)}) {
+      k.released_only = k.name != "model_name";
+      t.push_back(std::move(k));
+    }
+    // backbone_type: the released name of `backbone` (written back as backbone).
+    Key backbone_type = make_key("backbone_type", &Config::backbone);
+    backbone_type.write = nullptr;
+    backbone_type.released_only = true;
+    t.push_back(std::move(backbone_type));
     for (Key k : {make_key("num_workers", &Config::num_workers), make_key("method", &Config::method),
                   make_key("sdlora_mode", &Config::sdlora_mode), make_key("rank", &Config::rank)})
       t.push_back(std::move(k));
@@ -139,9 +160,37 @@ const std::vector<Key>& keys() {
                   make_key("eval_batch_size", &Config::eval_batch_size),
                   make_key("train_per_class", &Config::train_per_class),
                   make_key("test_per_class", &Config::test_per_class),
-                  make_key("cache_mb", &Config::cache_mb), make_key("device", &Config::device),
-                  make_key("threads", &Config::threads), make_key("log_every", &Config::log_every)})
+                  make_key("cache_mb", &Config::cache_mb), make_key("threads", &Config::threads),
+                  make_key("log_every", &Config::log_every), make_key("tf32", &Config::tf32),
+                  make_key("precision", &Config::precision),
+                  make_key("class_order_seed", &Config::class_order_seed)})
       t.push_back(std::move(k));
+    // device: a string, or the released configs' list of GPU ids (["0"] is cuda:0).
+    Key device = make_key("device", &Config::device);
+    device.read = [](Config& c, const json& v) {
+      if (v.is_string()) {
+        c.device = v.get<std::string>();
+        return;
+      }
+      if (!v.is_array() || v.empty()) bad_type("device", v, "a string or a list of GPU ids");
+      // Several ids load (so the plan can be printed) as "cuda:0,1"; starting such a run is
+      // refused (resolved_device) until data parallel training exists.
+      std::string ids;
+      for (const json& id : v) {
+        const std::string text = id.is_string()           ? id.get<std::string>()
+                                 : id.is_number_integer() ? std::to_string(id.get<int64_t>())
+                                                          : std::string();
+        if (text == "-1" && v.size() == 1) {
+          c.device = "cpu";  // the released code's id for the CPU
+          return;
+        }
+        SDLORA_CHECK(!text.empty() && text.find_first_not_of("0123456789") == std::string::npos,
+                     "config key 'device': GPU id ", id.dump(), " is not a number");
+        ids += (ids.empty() ? "" : ",") + text;
+      }
+      c.device = "cuda:" + ids;
+    };
+    t.push_back(std::move(device));
     return t;
   }();
   return table;
@@ -175,7 +224,53 @@ void check_milestones(const std::string& key, const std::vector<int64_t>& m) {
   }
 }
 
+// What the released code does where its config is silent: mode official (its normalisation
+// and magnitudes), the backbone timm loads for backbone_type (a local file here), the data in
+// data/<reader>.
+void apply_released_defaults(Config& c, const json& j) {
+  if (!j.contains("sdlora_mode")) c.sdlora_mode = "official";
+  if (!j.contains("weights"))
+    c.weights = "models/" + c.backbone +
+                (c.backbone == "vit_base_patch16_224" ? ".augreg2_in21k_ft_in1k" : "") +
+                ".safetensors";
+  if (!j.contains("data_path")) c.data_path = "data/" + c.dataset_reader();
+}
+
 }  // namespace
+
+std::string Config::dataset_reader() const {
+  if (dataset == "cifar224") return "cifar100";
+  if (dataset == "imagenetr") return "imagenet-r";
+  if (dataset == "imageneta") return "imagenet-a";
+  return dataset;
+}
+
+std::vector<std::string> Config::ignored_keys() const {
+  if (!released()) return {};
+  auto num = [](double v) { return json(v).dump(); };
+  const char* why = " (ignored, as the released code ignores it)";
+  return {"optimizer = " + optimizer + why,
+          "scheduler = " + scheduler + why,
+          "weight_decay = " + num(weight_decay) + why,
+          "init_weight_decay = " + num(init_weight_decay) + why,
+          "min_lr = " + num(min_lr) + why,
+          "tuned_epoch = " + std::to_string(tuned_epoch) + why,
+          "fixed_memory = " + std::string(fixed_memory ? "true" : "false") + why,
+          "filepath = " + (filepath.empty() ? std::string("\"\"") : filepath) +
+              " (ignored: the run folder is --out)"};
+}
+
+std::vector<Config> Config::per_seed() const {
+  if (seeds.size() <= 1) return {*this};
+  std::vector<Config> out;
+  for (int64_t s : seeds) {
+    Config c = *this;
+    c.seed = s;
+    c.seeds.clear();
+    out.push_back(std::move(c));
+  }
+  return out;
+}
 
 void Config::validate() const {
   SDLORA_CHECK(!dataset.empty(), "config key 'dataset': empty");
@@ -185,8 +280,12 @@ void Config::validate() const {
   SDLORA_CHECK(epochs >= 0, "config key 'epochs': must be >= 0, got ", epochs);
   SDLORA_CHECK(init_lr > 0, "config key 'init_lr': must be positive, got ", init_lr);
   SDLORA_CHECK(lrate > 0, "config key 'lrate': must be positive, got ", lrate);
-  SDLORA_CHECK(init_lr_decay > 0, "config key 'init_lr_decay': must be positive, got ", init_lr_decay);
-  SDLORA_CHECK(lrate_decay > 0, "config key 'lrate_decay': must be positive, got ", lrate_decay);
+  // The released configs write decay 0 with a milestone never reached for a constant rate.
+  const double min_decay = released() ? 0.0 : 1e-300;
+  SDLORA_CHECK(init_lr_decay >= min_decay, "config key 'init_lr_decay': must be positive, got ",
+               init_lr_decay);
+  SDLORA_CHECK(lrate_decay >= min_decay, "config key 'lrate_decay': must be positive, got ",
+               lrate_decay);
   check_milestones("init_milestones", init_milestones);
   check_milestones("milestones", milestones);
   SDLORA_CHECK(batch_size > 0, "config key 'batch_size': must be positive, got ", batch_size);
@@ -194,12 +293,36 @@ void Config::validate() const {
   check_one_of("optimizer", optimizer, std::vector<std::string>{"sgd", "adam", "adamw"});
   SDLORA_CHECK(momentum >= 0 && momentum < 1, "config key 'momentum': must be in [0, 1), got ", momentum);
   SDLORA_CHECK(weight_decay >= 0, "config key 'weight_decay': must be >= 0, got ", weight_decay);
-  check_one_of("scheduler", scheduler, std::vector<std::string>{"constant", "multistep", "cosine"});
+  if (released())
+    check_one_of("scheduler", scheduler,
+                 std::vector<std::string>{"constant", "multistep", "cosine", "steplr"});
+  else
+    check_one_of("scheduler", scheduler, std::vector<std::string>{"constant", "multistep", "cosine"});
   SDLORA_CHECK(seed >= 0 && seed <= 0xFFFFFFFFll, "config key 'seed': must be in [0, 2^32), got ", seed);
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    SDLORA_CHECK(seeds[i] >= 0 && seeds[i] <= 0xFFFFFFFFll, "config key 'seed': ", seeds[i],
+                 " is not in [0, 2^32)");
+    for (size_t j = 0; j < i; ++j)
+      SDLORA_CHECK(seeds[i] != seeds[j], "config key 'seed': ", seeds[i], " is listed twice");
+  }
+  SDLORA_CHECK(seeds.empty() || seeds.front() == seed, "config key 'seed': the run's seed ", seed,
+               " is not the first of the list");
+  SDLORA_CHECK(class_order_seed >= -1 && class_order_seed <= 0xFFFFFFFFll,
+               "config key 'class_order_seed': must be -1 (the seed) or in [0, 2^32), got ",
+               class_order_seed);
+  if (released()) {
+    SDLORA_CHECK(model_name == "sdlora", "config key 'model_name': '", model_name,
+                 "' is not run by this project; it runs the released code's sdlora (and, with "
+                 "our own configs, methods sdlora, sdlora-rr, sdlora-kd, seq-lora, linear-probe)");
+    SDLORA_CHECK(memory_size == 0 && memory_per_class == 0,
+                 "config keys 'memory_size'/'memory_per_class': ", memory_size, "/",
+                 memory_per_class, " ask for rehearsal; SD-LoRA is rehearsal-free (use 0)");
+  }
   SDLORA_CHECK(num_workers >= 0, "config key 'num_workers': must be >= 0, got ", num_workers);
   check_one_of("method", method,
                std::vector<std::string>{"sdlora", "sdlora-rr", "sdlora-kd", "seq-lora", "linear-probe"});
   check_one_of("sdlora_mode", sdlora_mode, std::vector<std::string>{"paper", "official"});
+  check_one_of("precision", precision, std::vector<std::string>{"fp32", "bf16"});
   SDLORA_CHECK(rank > 0, "config key 'rank': must be positive, got ", rank);
   if (!rank_schedule.empty()) {
     try {
@@ -243,7 +366,9 @@ void Config::validate() const {
   // written for a GPU machine load (and dry-run) anywhere.
   const bool cuda_form = device == "cuda" ||
                          (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
-                          device.find_first_not_of("0123456789", 5) == std::string::npos);
+                          device.find_first_not_of("0123456789,", 5) == std::string::npos &&
+                          device.back() != ',' && device.find(",,") == std::string::npos &&
+                          device[5] != ',');
   SDLORA_CHECK(device == "auto" || device == "cpu" || cuda_form,
                "config key 'device': expected auto, cpu, cuda or cuda:N, got '", device, "'");
   SDLORA_CHECK(threads >= 0, "config key 'threads': must be >= 0, got ", threads);
@@ -251,6 +376,9 @@ void Config::validate() const {
 }
 
 Device Config::resolved_device() const {
+  SDLORA_CHECK(device.find(',') == std::string::npos, "config key 'device': '", device,
+               "' asks for several GPUs; data parallel training does not exist yet: give one, "
+               "e.g. --device cuda:0");
   return device == "auto" ? default_device() : Device::parse(device);
 }
 
@@ -274,7 +402,8 @@ ViTConfig Config::vit_config() const {
 
 std::string Config::to_json() const {
   json j = json::object();
-  for (const auto& k : keys()) j[k.name] = k.write(*this);
+  for (const auto& k : keys())
+    if (k.write && (released() || !k.released_only)) j[k.name] = k.write(*this);
   // nlohmann sorts object keys; the file reads fine either way.
   return j.dump(2);
 }
@@ -288,15 +417,20 @@ Config config_from_json(const std::string& text, const std::string& source) {
   }
   SDLORA_CHECK(j.is_object(), source, ": a config is a JSON object, got ", j.type_name());
   Config c;
+  const bool released = j.contains("model_name");
   for (const auto& [name, value] : j.items()) {
     const Key* k = find_key(name);
     if (k == nullptr) unknown_key(name, source);
+    SDLORA_CHECK(released || !k->released_only, source, ": config key '", name,
+                 "' belongs to the released code's configs (those with model_name); this "
+                 "project's own configs do not take it");
     try {
       k->read(c, value);
     } catch (const std::exception& e) {
       SDLORA_THROW(source, ": ", e.what());
     }
   }
+  if (released) apply_released_defaults(c, j);
   try {
     c.validate();
   } catch (const std::exception& e) {
@@ -321,12 +455,15 @@ void apply_override(Config& config, const std::string& assignment) {
   const std::string text = assignment.substr(eq + 1);
   const Key* k = find_key(name);
   if (k == nullptr) unknown_key(name, "--set");
+  SDLORA_CHECK(config.released() || !k->released_only, "--set ", name,
+               ": the key belongs to the released code's configs (those with model_name)");
   json value;
   if (k->is_string) {
     value = text;
   } else {
     std::string t = text;
-    const bool is_list = name.find("milestones") != std::string::npos || name == "rank_schedule";
+    const bool is_list = name.find("milestones") != std::string::npos || name == "rank_schedule" ||
+                         (name == "seed" && t.find(',') != std::string::npos);
     if (is_list && (t.empty() || t.front() != '[')) t = "[" + t + "]";
     try {
       value = json::parse(t);

@@ -35,8 +35,20 @@ struct Config {
   double momentum = 0.9;           // SGD only
   double weight_decay = 0.0;
   std::string scheduler = "multistep";  // constant | multistep | cosine (T_max = the epochs)
-  int64_t seed = 1993;             // a one-element list, as the released configs write it, is read too
+  int64_t seed = 1993;             // the seed of this run (the first of `seeds`)
+  // `seed` written as a list (the released form): one run per seed (cl/multi_seed.h).
+  std::vector<int64_t> seeds;      // empty or one element: a single run
   int64_t num_workers = 2;
+
+  // ---- keys only a released config (one with model_name) may hold; read in the released code's
+  // semantics: its SD-LoRA learner always trains with SGD (momentum 0.9, no weight decay) and
+  // MultiStepLR over the milestones, whatever optimizer, scheduler and weight decays say.
+  std::string model_name;          // "sdlora"; its presence selects the released semantics
+  int64_t memory_size = 0, memory_per_class = 0;  // rehearsal: must be 0 (SD-LoRA has none)
+  bool fixed_memory = false;
+  std::string filepath;            // the released code's adapter folder (ignored: see --out)
+  double init_weight_decay = 0.0, min_lr = 0.0;
+  int64_t tuned_epoch = 0;
 
   // ---- this project's keys
   std::string method = "sdlora";   // sdlora | sdlora-rr | sdlora-kd | seq-lora | linear-probe
@@ -61,6 +73,26 @@ struct Config {
   std::string device = "auto";     // auto (cuda when a GPU is present, else cpu) | cpu | cuda | cuda:N
   int64_t threads = 0;             // CPU threads (0 = the library default); applied by the caller
   int64_t log_every = 0;           // batches between progress lines in log.txt (0 = per epoch only)
+  bool tf32 = true;                // TF32 tensor cores for float32 products on CUDA
+  std::string precision = "fp32";  // fp32 | bf16 (mixed precision: nn/precision.h)
+  int64_t class_order_seed = -1;   // the class order's seed (-1: seed), fixed across `seeds`
+
+  // A config with model_name: the released code's semantics (see above).
+  bool released() const { return !model_name.empty(); }
+  // The reader data::make_dataset opens: the released names cifar224, imagenetr, imageneta map
+  // to cifar100, imagenet-r, imagenet-a.
+  std::string dataset_reader() const;
+  // The optimizer and schedule the run uses (released: sgd and multistep).
+  std::string effective_optimizer() const { return released() ? "sgd" : optimizer; }
+  std::string effective_scheduler() const { return released() ? "multistep" : scheduler; }
+  double effective_momentum() const { return released() ? 0.9 : momentum; }
+  double effective_weight_decay() const { return released() ? 0.0 : weight_decay; }
+  int64_t effective_class_order_seed() const { return class_order_seed >= 0 ? class_order_seed : seed; }
+  // The keys the run does not follow, each as "key = value (why)": the released code's ignored
+  // keys for a released config; empty otherwise.
+  std::vector<std::string> ignored_keys() const;
+  // One config per seed of `seeds` (the config itself when it has one seed).
+  std::vector<Config> per_seed() const;
 
   // Throws naming the first bad key and value.
   void validate() const;

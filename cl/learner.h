@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/var.h"
@@ -37,12 +38,19 @@ class Learner {
   virtual std::string method() const = 0;
   // Adds (or keeps) the task's trainable parameters; draws initial values from gen.
   virtual void begin_task(int64_t task, Generator& gen) = 0;
-  // The backbone-side parameters the optimizer trains in the current task.
-  virtual std::vector<Var> trainable_parameters() const = 0;
+  // The backbone-side parameters the optimizer trains in the current task, with the names
+  // their checkpoints and error messages use.
+  virtual std::vector<std::pair<std::string, Var>> named_trainable_parameters() const = 0;
+  std::vector<Var> trainable_parameters() const {
+    std::vector<Var> out;
+    for (const auto& named : named_trainable_parameters()) out.push_back(named.second);
+    return out;
+  }
   virtual TaskEnd end_task(int64_t task) = 0;
   // Values the learner keeps between tasks (frozen factors, offsets, magnitudes).
   virtual int64_t stored_parameters() const = 0;
-  // Between tasks: the learner's tensors in the adapter naming of nn/sdlora.h, and metadata.
+  // After a task: the learner's tensors in the adapter naming of nn/sdlora.h (the trained pair
+  // included, as the current pair), and metadata.
   virtual std::map<std::string, Tensor> state_dict() const = 0;
   virtual std::map<std::string, std::string> metadata() const = 0;
   virtual void load_state_dict(const std::map<std::string, Tensor>& tensors,

@@ -8,7 +8,7 @@ namespace sdlora::cl {
 namespace {
 
 int64_t sdlora_stored(const SDLoRA& s) {
-  int64_t n = static_cast<int64_t>(s.num_components());  // the shared alphas
+  int64_t n = static_cast<int64_t>(s.alphas().size());  // the shared alphas
   for (int64_t p = 0; p < s.num_projections(); ++p) {
     const SDLoRAProjection& proj = s.projection(p);
     for (int64_t k = 0; k < proj.num_components(); ++k)
@@ -37,26 +37,26 @@ class SDLoRALearner : public Learner {
     rank_ = schedule_.rank_for(task);
     sdlora_.begin_task(rank_, gen);
   }
-  std::vector<Var> trainable_parameters() const override { return sdlora_.trainable_parameters(); }
+  std::vector<std::pair<std::string, Var>> named_trainable_parameters() const override {
+    return sdlora_.named_trainable_parameters();
+  }
+  // The function the task trained is kept: the pair stays current (unnormalised, with its
+  // learned alpha_t) until the next begin_task freezes it. KD decides here and, when the new
+  // component is redundant, absorbs it into the earlier ones (unchanged up to the residual).
   TaskEnd end_task(int64_t task) override {
     TaskEnd end;
     end.rank = rank_;
     if (kd_ && task >= 1 && sdlora_.num_components() > 0) {
       end.kd_checked = true;
       end.kd = sdlora_.kd_decide(tau_);
-      if (end.kd.redundant)
-        sdlora_.kd_absorb();
-      else
-        sdlora_.end_task();
-    } else {
-      sdlora_.end_task();
+      if (end.kd.redundant) sdlora_.kd_absorb();
     }
     end.magnitudes = alpha_values(sdlora_);
     return end;
   }
   int64_t stored_parameters() const override { return sdlora_stored(sdlora_); }
-  std::map<std::string, Tensor> state_dict() const override { return sdlora_.state_dict(); }
-  std::map<std::string, std::string> metadata() const override { return sdlora_.metadata(); }
+  std::map<std::string, Tensor> state_dict() const override { return sdlora_.state_dict(true); }
+  std::map<std::string, std::string> metadata() const override { return sdlora_.metadata(true); }
   void load_state_dict(const std::map<std::string, Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) override {
     sdlora_.load_state_dict(tensors, metadata);
@@ -83,10 +83,10 @@ class SeqLoRALearner : public Learner {
     if (!sdlora_.has_current()) sdlora_.begin_task(rank_, gen);
     fix_magnitude();
   }
-  std::vector<Var> trainable_parameters() const override {
-    std::vector<Var> out;  // the pair; the magnitude is fixed (fix_magnitude)
-    for (const Var& v : sdlora_.trainable_parameters())
-      if (v.requires_grad()) out.push_back(v);
+  std::vector<std::pair<std::string, Var>> named_trainable_parameters() const override {
+    std::vector<std::pair<std::string, Var>> out;  // the pair; the magnitude is fixed
+    for (const auto& named : sdlora_.named_trainable_parameters())
+      if (named.second.requires_grad()) out.push_back(named);
     return out;
   }
   TaskEnd end_task(int64_t task) override {
@@ -123,7 +123,9 @@ class LinearProbeLearner : public Learner {
   explicit LinearProbeLearner(ViT& vit) { vit.set_requires_grad(false); }
   std::string method() const override { return "linear-probe"; }
   void begin_task(int64_t, Generator&) override {}
-  std::vector<Var> trainable_parameters() const override { return {}; }
+  std::vector<std::pair<std::string, Var>> named_trainable_parameters() const override {
+    return {};
+  }
   TaskEnd end_task(int64_t) override { return {}; }
   int64_t stored_parameters() const override { return 0; }
   std::map<std::string, Tensor> state_dict() const override { return {}; }

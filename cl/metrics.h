@@ -6,13 +6,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace sdlora::cl {
 
 // Correct predictions and test images per task j <= i, counted after training task i.
+// correct5: images whose label is among the 5 largest logits (top-5, as the released code logs
+// it); empty in runs recorded before it was counted.
 struct TaskCounts {
-  std::vector<int64_t> correct, total;
+  std::vector<int64_t> correct, total, correct5;
 };
 
 class AccuracyMatrix {
@@ -32,6 +35,15 @@ class AccuracyMatrix {
   double aaa() const;
   // mean over j < last of (max over j <= i < last of R[i][j]) - R[last][j]; 0 with one task.
   double forgetting() const;
+  // The released code's form: the max runs over every row including the last, so each term
+  // is >= 0: mean over j < last of (max over j <= i <= last of R[i][j]) - R[last][j].
+  double forgetting_released() const;
+  // Top-5 accuracy after task i over every seen test image (NaN when not counted).
+  double top5_after(int64_t i) const;
+  // Accuracy after task i on the classes of earlier tasks (j < i; NaN for i = 0) and on task
+  // i's own classes, sample-weighted, as the released code's "old" and "new".
+  double old_after(int64_t i) const;
+  double new_after(int64_t i) const;
 
  private:
   std::vector<TaskCounts> rows_;

@@ -2,6 +2,7 @@
 // state a resume reads back.
 #include "cl/run_dir.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -87,7 +88,13 @@ std::string checkpoint_path(const std::string& run_dir, int64_t task) {
 
 std::string RunResult::metrics_json() const {
   json ranks = json::array(), kd = json::array(), trainable = json::array(),
-       stored = json::array(), per_task = json::array();
+       stored = json::array(), per_task = json::array(), top5 = json::array(),
+       old_acc = json::array(), new_acc = json::array();
+  for (int64_t i = 0; i < matrix.num_tasks(); ++i) {  // NaN (not defined) is written as null
+    top5.push_back(matrix.top5_after(i));
+    old_acc.push_back(matrix.old_after(i));
+    new_acc.push_back(matrix.new_after(i));
+  }
   for (const TaskRecord& r : tasks) {
     ranks.push_back(r.end.rank);
     if (r.end.kd_checked) kd.push_back(kd_json(r));
@@ -100,11 +107,17 @@ std::string RunResult::metrics_json() const {
          {"mode", adapters ? json(config.sdlora_mode) : json(nullptr)},
          {"dataset", config.dataset},
          {"seed", config.seed},
+         {"tf32", config.tf32 && config.device != "cpu"},
+         {"released_config", config.released()},
          {"tasks", matrix.num_tasks()},
          {"acc_per_task", matrix.acc_per_task()},
          {"acc_final", matrix.acc_final()},
          {"aaa", matrix.aaa()},
          {"forgetting", matrix.forgetting()},
+         {"forgetting_released", matrix.forgetting_released()},
+         {"top5_per_task", top5},
+         {"acc_old_per_task", old_acc},
+         {"acc_new_per_task", new_acc},
          {"acc_matrix", matrix.matrix()},
          {"seconds", seconds},
          {"kd", kd},
@@ -120,13 +133,17 @@ std::string RunResult::metrics_csv() const {
   std::ostringstream o;
   o << std::setprecision(10);
   const int64_t n = matrix.num_tasks();
-  o << "task,classes,acc";
+  o << "task,classes,acc,acc_top5,acc_old,acc_new";
   for (int64_t j = 0; j < n; ++j) o << ",R_" << j;
   o << ",seconds,images_per_s,peak_bytes,params_trainable,params_stored,rank,kd_decision,"
        "kd_max_residual,final_loss\n";
   for (int64_t i = 0; i < n; ++i) {
     const TaskRecord& r = tasks.at(static_cast<size_t>(i));
     o << i << ',' << r.class_end << ',' << matrix.accuracy_after(i);
+    for (double v : {matrix.top5_after(i), matrix.old_after(i), matrix.new_after(i)}) {
+      o << ',';
+      if (!std::isnan(v)) o << v;  // empty cell: not defined
+    }
     for (int64_t j = 0; j < n; ++j) {
       o << ',';
       if (j <= i) o << matrix.r(i, j);
@@ -148,7 +165,8 @@ std::string RunResult::table() const {
   const int64_t n = matrix.num_tasks();
   o << "after  ";
   for (int64_t j = 0; j < n; ++j) o << std::setw(8) << ("T" + std::to_string(j));
-  o << std::setw(9) << "acc" << '\n';
+  o << std::setw(9) << "acc" << std::setw(9) << "top5" << std::setw(9) << "old"
+    << std::setw(9) << "new" << '\n';
   for (int64_t i = 0; i < n; ++i) {
     o << std::setw(5) << ("T" + std::to_string(i)) << "  ";
     for (int64_t j = 0; j < n; ++j) {
@@ -157,10 +175,18 @@ std::string RunResult::table() const {
       else
         o << std::setw(8) << "";
     }
-    o << std::setw(9) << matrix.accuracy_after(i) << '\n';
+    o << std::setw(9) << matrix.accuracy_after(i);
+    for (double v : {matrix.top5_after(i), matrix.old_after(i), matrix.new_after(i)}) {
+      if (std::isnan(v))
+        o << std::setw(9) << "-";
+      else
+        o << std::setw(9) << v;
+    }
+    o << '\n';
   }
   o << "Acc " << matrix.acc_final() << "  AAA " << matrix.aaa() << "  forgetting "
-    << matrix.forgetting() << '\n';
+    << matrix.forgetting() << "  forgetting (released form) " << matrix.forgetting_released()
+    << '\n';
   return o.str();
 }
 
@@ -170,6 +196,7 @@ std::string run_state_json(const RunState& state) {
     json r = record_json(state.result.tasks.at(static_cast<size_t>(i)));
     r["correct"] = state.result.matrix.counts(i).correct;
     r["total"] = state.result.matrix.counts(i).total;
+    r["correct5"] = state.result.matrix.counts(i).correct5;
     tasks.push_back(r);
   }
   json j{{"version", 1},
@@ -197,8 +224,10 @@ RunState load_run_state(const std::string& run_dir, const Config& config) {
     state.result.class_order = j.at("class_order").get<std::vector<int64_t>>();
     for (const json& t : j.at("tasks")) {
       TaskRecord r = record_from_json(t);
-      state.result.matrix.add(TaskCounts{t.at("correct").get<std::vector<int64_t>>(),
-                                         t.at("total").get<std::vector<int64_t>>()});
+      state.result.matrix.add(
+          TaskCounts{t.at("correct").get<std::vector<int64_t>>(),
+                     t.at("total").get<std::vector<int64_t>>(),
+                     t.value("correct5", std::vector<int64_t>{})});
       state.result.seconds += r.seconds;
       state.result.tasks.push_back(r);
     }

@@ -1,6 +1,8 @@
 // Restoring a finished task of a run folder (run_model.h).
 #include "cl/run_model.h"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -76,7 +78,14 @@ ExportedModel export_merged(const RunModel& m) {
       {"task", std::to_string(m.task)},
       {"num_heads", std::to_string(c.num_heads)},
       {"model", shape.str()},
-      {"class_order", nlohmann::json(m.class_order).dump()},
+      // The original class id of each logit column: the seen classes only.
+      {"class_order",
+       nlohmann::json(std::vector<int64_t>(
+                          m.class_order.begin(),
+                          m.class_order.begin() +
+                              std::min<int64_t>(m.head->num_classes(),
+                                                static_cast<int64_t>(m.class_order.size()))))
+           .dump()},
       {"merged", merged ? "adapters merged into blocks.*.attn.qkv.weight" : "no adapters"}};
   return out;
 }

@@ -11,6 +11,7 @@
 #include "autograd/functions.h"
 #include "cl/head.h"
 #include "cl/run_dir.h"
+#include "cl/train_step.h"
 #include "data/class_order.h"
 #include "data/file_io.h"
 #include "data/loader.h"
@@ -24,38 +25,35 @@
 namespace sdlora::cl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 // Batches between reads of the training loss from a GPU (each read waits for the device).
 constexpr int64_t kLossReadEvery = 20;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 data::ClassOrder make_order(const Config& c, int64_t n_classes) {
-  return data::ClassOrder(n_classes, c.shuffle ? c.seed : -1, c.init_cls, c.increment);
+  return data::ClassOrder(n_classes, c.shuffle ? c.effective_class_order_seed() : -1, c.init_cls,
+                          c.increment);
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const Config& c, std::vector<Var> params, double lr) {
-  if (c.optimizer == "sgd") {
+  const std::string kind = c.effective_optimizer();
+  if (kind == "sgd") {
     SGDOptions o;
     o.lr = lr;
-    o.momentum = c.momentum;
-    o.weight_decay = c.weight_decay;
+    o.momentum = c.effective_momentum();
+    o.weight_decay = c.effective_weight_decay();
     return std::make_unique<SGD>(std::move(params), o);
   }
   AdamOptions o;
   o.lr = lr;
-  o.weight_decay = c.weight_decay;
-  if (c.optimizer == "adam") return std::make_unique<Adam>(std::move(params), o);
+  o.weight_decay = c.effective_weight_decay();
+  if (kind == "adam") return std::make_unique<Adam>(std::move(params), o);
   return std::make_unique<AdamW>(std::move(params), o);
 }
 
 std::unique_ptr<LRScheduler> make_scheduler(const Config& c, Optimizer& opt, bool first) {
   const int64_t epochs = first ? c.init_epoch : c.epochs;
-  if (c.scheduler == "cosine") return std::make_unique<CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
-  if (c.scheduler == "multistep")
+  const std::string kind = c.effective_scheduler();
+  if (kind == "cosine") return std::make_unique<CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
+  if (kind == "multistep")
     return std::make_unique<MultiStepLR>(opt, first ? c.init_milestones : c.milestones,
                                          first ? c.init_lr_decay : c.lrate_decay);
   return std::make_unique<ConstantLR>(opt);
@@ -114,14 +112,23 @@ TaskCounts evaluate_seen_classes(const Config& c, const ViT& vit, const GrowingH
                                            pipe.test));
   loader.start_epoch(0);
   data::Batch batch;
+  counts.correct5.assign(static_cast<size_t>(t + 1), 0);
   while (loader.next(batch)) {
     const Var logits = head.forward(vit.forward(batch.images).features);
     const std::vector<int64_t> pred = argmax(logits.data(), 1).to_vector<int64_t>();
     const std::vector<int64_t> labels = batch.labels.to_vector<int64_t>();
+    const std::vector<float> scores = cast(logits.data(), DType::kFloat32).to_vector<float>();
+    const size_t classes = static_cast<size_t>(logits.size(1));
     for (size_t i = 0; i < labels.size(); ++i) {
       const auto task = static_cast<size_t>(order.task_of(labels[i]));
       counts.total[task] += 1;
       counts.correct[task] += pred[i] == labels[i] ? 1 : 0;
+      // Top-5: fewer than 5 logits rank strictly above the label's.
+      const float* row = scores.data() + i * classes;
+      const float mine = row[labels[i]];
+      int64_t above = 0;
+      for (size_t k = 0; k < classes; ++k) above += row[k] > mine ? 1 : 0;
+      counts.correct5[task] += above < 5 ? 1 : 0;
     }
   }
   return counts;
@@ -165,9 +172,9 @@ std::shared_ptr<const data::Dataset> first_per_class(std::shared_ptr<const data:
 Datasets open_datasets(const Config& config) {
   Datasets d;
   d.train = first_per_class(
-      data::make_dataset(config.dataset, config.data_path, data::Split::kTrain),
+      data::make_dataset(config.dataset_reader(), config.data_path, data::Split::kTrain),
       config.train_per_class);
-  d.test = first_per_class(data::make_dataset(config.dataset, config.data_path, data::Split::kTest),
+  d.test = first_per_class(data::make_dataset(config.dataset_reader(), config.data_path, data::Split::kTest),
                            config.test_per_class);
   SDLORA_CHECK(d.train->num_classes() == d.test->num_classes(), "dataset '", config.dataset,
                "': the train split has ", d.train->num_classes(), " classes, the test split ",
@@ -184,6 +191,7 @@ std::unique_ptr<ViT> make_backbone(const Config& config) {
     Generator gen(static_cast<uint64_t>(config.seed) + 0x5eed);
     vit->init_weights(gen);
   }
+  vit->set_precision(parse_precision(config.precision));  // bf16: the frozen backbone in bfloat16
   return vit;
 }
 
@@ -194,173 +202,273 @@ RunResult run_training(const Config& config, const RunOptions& options) {
   return run_training(config, d, *vit, options);
 }
 
+namespace {
+
+// One run between its phases: what every phase reads, and the results so far.
+struct Run {
+  const Config& config;
+  const Datasets& d;
+  ViT& vit;
+  const RunOptions& options;
+  data::ClassOrder order;
+  Log log;
+  std::unique_ptr<Learner> learner;
+  GrowingHead head;
+  Generator gen;
+  RunResult result;
+
+  Run(const Config& c, const Datasets& datasets, ViT& v, const RunOptions& o)
+      : config(c), d(datasets), vit(v), options(o), order(make_order(c, datasets.train->num_classes())),
+        log(o), learner(make_learner(c, v)), head(v.config().embed_dim, v.device()),
+        gen(static_cast<uint64_t>(c.seed)) {
+    result.config = c;
+    result.class_order = order.order();
+  }
+  bool write() const { return !options.run_dir.empty(); }
+  std::string file(const char* name) const {
+    return (std::filesystem::path(options.run_dir) / name).string();
+  }
+  Device device() const { return vit.device(); }
+};
+
+// The task's optimizer, its schedule and what it trains.
+struct TaskSetup {
+  TaskRecord rec;
+  std::vector<std::pair<std::string, Var>> params;
+  std::unique_ptr<Optimizer> opt;
+  std::unique_ptr<LRScheduler> sched;
+};
+
+void write_metrics(const Run& run) {
+  data::write_file_atomic(run.file("metrics.json"), run.result.metrics_json());
+  data::write_file_atomic(run.file("metrics.csv"), run.result.metrics_csv());
+}
+
+void log_start(const Run& run) {
+  const Config& c = run.config;
+  run.log(detail::concat("run: method ", c.method, ", dataset ", c.dataset, ", ",
+                         run.order.num_tasks(), " tasks, seed ", c.seed, ", device ",
+                         run.device().str(), ", tf32 ", allow_tf32() ? "on" : "off",
+                         ", precision ", c.precision));
+  if (c.released())
+    run.log("released config (model_name " + c.model_name + "): SGD momentum 0.9, no weight "
+            "decay, multi-step decay over the milestones; mode " + c.sdlora_mode);
+  for (const std::string& k : c.ignored_keys()) run.log("config key " + k);
+}
+
+// Starts the run, or resumes it after its last finished task. A run that never finished a task
+// starts over from its saved config; metrics.json and metrics.csv are rewritten from state.json,
+// so a run killed between those writes is repaired. Returns the first task to train.
+int64_t start_or_resume(Run& run) {
+  const RunOptions& o = run.options;
+  if (run.write()) std::filesystem::create_directories(o.run_dir);
+  const bool has_state = run.write() && std::filesystem::exists(run.file("state.json"));
+  if (!o.resume || !has_state) {
+    SDLORA_CHECK(!o.resume || run.write(), "resume needs a run folder");
+    if (run.write()) {
+      data::write_file_atomic(run.file("config.json"), run.config.to_json() + "\n");
+      if (!o.resume) data::write_file_atomic(run.file("log.txt"), "");
+    }
+    if (o.resume) run.log("resumed: no task had finished; starting over from the saved config");
+    log_start(run);
+    return 0;
+  }
+  RunState state = load_run_state(o.run_dir, run.config);
+  SDLORA_CHECK(state.result.class_order == run.order.order(),
+               "cannot resume: the run's class order differs from this config's");
+  run.result = std::move(state.result);
+  const int64_t first_task = run.result.matrix.num_tasks();
+  if (first_task > 0) {
+    const SafetensorsFile file = load_safetensors(checkpoint_path(o.run_dir, first_task - 1), run.device());
+    run.learner->load_state_dict(file.tensors, file.metadata);
+    run.head.load_state_dict(file.tensors);
+  }
+  run.gen.set_offset(state.generator_offset);
+  write_metrics(run);
+  run.log(detail::concat("resumed after task ", first_task - 1, " of ", run.order.num_tasks(),
+                         ", tf32 ", allow_tf32() ? "on" : "off"));
+  return first_task;
+}
+
+// Grows the head, lets the learner add the task's parameters (freezing the previous task's
+// pair), and builds the optimizer and schedule.
+TaskSetup begin_task(Run& run, int64_t t) {
+  const Config& c = run.config;
+  TaskSetup s;
+  s.rec.task = t;
+  s.rec.class_begin = run.order.task_begin(t);
+  s.rec.class_end = run.order.task_end(t);
+  run.head.grow(run.order.task_size(t), run.gen);
+  run.learner->begin_task(t, run.gen);
+  s.params = run.learner->named_trainable_parameters();
+  const std::vector<Var> head_params = run.head.trainable_parameters();
+  for (size_t i = 0; i < head_params.size(); ++i)
+    s.params.emplace_back(i == 0 ? "head.weight (new rows)" : "head.bias (new rows)", head_params[i]);
+  std::vector<Var> vars;
+  for (const auto& named : s.params) vars.push_back(named.second);
+  s.rec.params_trainable = numel_of(vars);
+  const bool first = t == 0;
+  s.opt = make_optimizer(c, vars, first ? c.init_lr : c.lrate);
+  s.sched = make_scheduler(c, *s.opt, first);
+  return s;
+}
+
+// The epochs of task t. The loss accumulates on the device and is read back (and checked, with
+// the trainable tensors and their gradients) at the first and last batch of every epoch, at log
+// lines and every kLossReadEvery batches; every batch on the CPU.
+void train_task(Run& run, int64_t t, TaskSetup& s) {
+  const Config& c = run.config;
+  const data::Pipeline pipe = data::make_pipeline(c.transform, static_cast<int>(c.channels));
+  auto train = data::task_train_set(run.d.train, run.order, t);
+  s.rec.train_images = train->size();
+  const int64_t epochs = t == 0 ? c.init_epoch : c.epochs;
+  run.log(detail::concat("task ", t, ": classes [", s.rec.class_begin, ", ", s.rec.class_end, "), ",
+                         s.rec.train_images, " training images, ", epochs, " epochs, lr ",
+                         s.opt->lr(0)));
+  const Stopwatch clock;
+  int64_t images_done = 0;
+  if (epochs > 0 && train->size() > 0) {
+    data::Loader loader(train, loader_options(c, run.device(), c.batch_size, true,
+                                              static_cast<uint64_t>(c.seed) * 1000003u +
+                                                  static_cast<uint64_t>(t),
+                                              pipe.train));
+    const int64_t nb = loader.num_batches();
+    const int64_t total_images = epochs * train->size();
+    double last_loss = 0.0;  // the mean over the batches last read back
+    for (int64_t e = 0; e < epochs; ++e) {
+      loader.start_epoch(e);
+      data::Batch batch;
+      LossWindow window(run.device(), kLossReadEvery);
+      int64_t window_first = 0;
+      while (loader.next(batch)) {
+        if (run.options.stop != nullptr && run.options.stop->load())
+          throw RunInterrupted(detail::concat("interrupted in task ", t, " epoch ", e, " batch ",
+                                              batch.index, "; tasks before ", t, " are saved"));
+        const Var logits = run.head.forward(run.vit.forward(batch.images).features);
+        // Task 0: every column (its own classes); later tasks: the current task's only.
+        const Var loss = cross_entropy(logits, batch.labels, s.rec.class_begin, s.rec.class_end);
+        const int64_t b = batch.labels.numel();
+        window.add(loss, b);
+        s.opt->zero_grad(true);
+        backward(loss);
+        const bool log_line = c.log_every > 0 && (batch.index + 1) % c.log_every == 0;
+        const bool read = window.due(batch.index, batch.index == 0 || batch.index + 1 == nb || log_line);
+        if (read) {
+          const std::string where = detail::concat("task ", t, " epoch ", e, " batches ",
+                                                   window_first, "-", batch.index, " (lr ",
+                                                   s.opt->lr(0), ")");
+          last_loss = window.read(where);
+          check_finite(s.params, true, where);
+          window_first = batch.index + 1;
+        }
+        s.opt->step();
+        if (read)
+          check_finite(s.params, false,
+                       detail::concat("task ", t, " epoch ", e, " after batch ", batch.index));
+        images_done += b;
+        const double elapsed = clock.seconds();
+        Progress p{t, run.order.num_tasks(), e, epochs, batch.index, nb, last_loss, s.opt->lr(0),
+                   elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0, 0.0};
+        if (images_done > 0)
+          p.eta_s = elapsed / static_cast<double>(images_done) *
+                    static_cast<double>(total_images - images_done);
+        if (run.options.reporter != nullptr) run.options.reporter->on_batch(p);
+        if (log_line)
+          run.log(detail::concat("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb,
+                                 " loss ", last_loss, " images/s ", p.images_per_s));
+      }
+      s.rec.final_loss = window.images_read() > 0
+                             ? window.sum_read() / static_cast<double>(window.images_read())
+                             : 0.0;
+      run.log(detail::concat("task ", t, " epoch ", e + 1, "/", epochs, " loss ", s.rec.final_loss,
+                             " lr ", s.opt->lr(0), " images/s ",
+                             static_cast<double>(images_done) / std::max(clock.seconds(), 1e-9)));
+      s.sched->step();
+    }
+  }
+  s.rec.train_seconds = clock.seconds();
+  s.rec.images_per_s =
+      s.rec.train_seconds > 0 ? static_cast<double>(images_done) / s.rec.train_seconds : 0.0;
+}
+
+// The learner's end of task (the trained function is kept; KD may absorb) and the head's.
+void end_task(Run& run, int64_t t, TaskSetup& s) {
+  s.rec.end = run.learner->end_task(t);
+  run.head.freeze();
+  if (s.rec.end.kd_checked) run.log(detail::concat("task ", t, " KD: ", s.rec.end.kd.describe()));
+}
+
+// Evaluates on every seen class and appends the task's row and record to the results.
+void evaluate_and_record(Run& run, int64_t t, TaskSetup& s, const Stopwatch& task_clock) {
+  const TaskCounts counts = evaluate_seen_classes(run.config, run.vit, run.head, run.d, t);
+  TaskRecord& rec = s.rec;
+  for (int64_t n : counts.total) rec.test_images += n;
+  rec.params_stored = run.learner->stored_parameters() + run.head.num_classes() * (run.head.width() + 1);
+  rec.peak_bytes = memory_stats(run.device()).peak_bytes;
+  rec.seconds = task_clock.seconds();
+  RunResult& r = run.result;
+  r.matrix.add(counts);
+  r.tasks.push_back(rec);
+  r.seconds += rec.seconds;
+  std::ostringstream accs;
+  for (int64_t j = 0; j <= t; ++j) accs << (j ? " " : "") << r.matrix.r(t, j);
+  run.log(detail::concat("task ", t, " done in ", rec.seconds, " s: accuracy ",
+                         r.matrix.accuracy_after(t), "% (top-5 ", r.matrix.top5_after(t), "%) on ",
+                         rec.test_images, " test images (per task: ", accs.str(), "), rank ",
+                         rec.end.rank, ", peak memory ", rec.peak_bytes, " bytes"));
+}
+
+// The checkpoint first, then state.json (which names only finished, saved tasks), then the
+// metrics derived from it.
+void save_task(const Run& run, int64_t t, const TaskSetup& s) {
+  save_checkpoint(checkpoint_path(run.options.run_dir, t), *run.learner, run.head, s.opt.get(), t);
+  data::write_file_atomic(run.file("state.json"), run_state_json(RunState{run.result, run.gen.offset()}));
+  write_metrics(run);
+}
+
+}  // namespace
+
 RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
                        const RunOptions& options) {
   config.validate();
-  const Device device = vit.device();
-  const data::ClassOrder order = make_order(config, d.train->num_classes());
-  const data::Pipeline pipe = data::make_pipeline(config.transform, static_cast<int>(config.channels));
-  const int64_t num_tasks = order.num_tasks();
-  const bool write = !options.run_dir.empty();
-  const Log log(options);
-
-  std::unique_ptr<Learner> learner = make_learner(config, vit);
-  GrowingHead head(vit.config().embed_dim, device);
-  Generator gen(static_cast<uint64_t>(config.seed));
-
-  RunResult result;
-  result.config = config;
-  result.class_order = order.order();
-  int64_t first_task = 0;
-  if (write) std::filesystem::create_directories(options.run_dir);
-  if (options.resume) {
-    SDLORA_CHECK(write, "resume needs a run folder");
-    RunState state = load_run_state(options.run_dir, config);
-    SDLORA_CHECK(state.result.class_order == order.order(),
-                 "cannot resume: the run's class order differs from this config's");
-    result = std::move(state.result);
-    first_task = result.matrix.num_tasks();
-    if (first_task > 0) {
-      const std::string path = checkpoint_path(options.run_dir, first_task - 1);
-      const SafetensorsFile file = load_safetensors(path, device);
-      learner->load_state_dict(file.tensors, file.metadata);
-      head.load_state_dict(file.tensors);
-    }
-    gen.set_offset(state.generator_offset);
-    log(detail::concat("resumed after task ", first_task - 1, " of ", num_tasks));
-  } else if (write) {
-    data::write_file_atomic((std::filesystem::path(options.run_dir) / "config.json").string(),
-                      config.to_json() + "\n");
-    data::write_file_atomic((std::filesystem::path(options.run_dir) / "log.txt").string(), "");
-    log(detail::concat("run: method ", config.method, ", dataset ", config.dataset, ", ", num_tasks,
-                " tasks, seed ", config.seed, ", device ", device.str()));
-  }
-
+  set_allow_tf32(config.tf32 && vit.device().is_cuda());
+  Run run(config, d, vit, options);
+  const int64_t first_task = start_or_resume(run);
+  const int64_t num_tasks = run.order.num_tasks();
   const int64_t last_task = options.max_tasks >= 0 ? std::min(num_tasks, options.max_tasks) : num_tasks;
   for (int64_t t = first_task; t < last_task; ++t) {
-    const auto task_t0 = Clock::now();
-    reset_peak_memory(device);
-    TaskRecord rec;
-    rec.task = t;
-    rec.class_begin = order.task_begin(t);
-    rec.class_end = order.task_end(t);
-
-    head.grow(order.task_size(t), gen);
-    learner->begin_task(t, gen);
-    std::vector<Var> params = learner->trainable_parameters();
-    for (const Var& v : head.trainable_parameters()) params.push_back(v);
-    rec.params_trainable = numel_of(params);
-    const bool first = t == 0;
-    auto opt = make_optimizer(config, params, first ? config.init_lr : config.lrate);
-    auto sched = make_scheduler(config, *opt, first);
-
-    auto train = data::task_train_set(d.train, order, t);
-    rec.train_images = train->size();
-    const int64_t epochs = first ? config.init_epoch : config.epochs;
-    log(detail::concat("task ", t, ": classes [", rec.class_begin, ", ", rec.class_end, "), ",
-                rec.train_images, " training images, ", epochs, " epochs, lr ", opt->lr(0)));
-    const auto train_t0 = Clock::now();
-    int64_t images_done = 0;
-    if (epochs > 0 && train->size() > 0) {
-      data::Loader loader(train, loader_options(config, device, config.batch_size, true,
-                                                static_cast<uint64_t>(config.seed) * 1000003u +
-                                                    static_cast<uint64_t>(t),
-                                                pipe.train));
-      const int64_t nb = loader.num_batches();
-      const int64_t total_images = epochs * train->size();
-      double last_loss = 0.0;  // the mean over the batches last read back
-      for (int64_t e = 0; e < epochs; ++e) {
-        loader.start_epoch(e);
-        data::Batch batch;
-        // The sample-weighted loss accumulates on the device and is read back (a host
-        // synchronisation) only every kLossReadEvery batches and at the end of the epoch; on
-        // the CPU reading is free, so every batch.
-        Tensor window = Tensor::zeros({}, DType::kFloat32, device);
-        int64_t window_images = 0, window_first = 0, seen = 0;
-        double loss_sum = 0.0;
-        while (loader.next(batch)) {
-          if (options.stop != nullptr && options.stop->load())
-            throw RunInterrupted(detail::concat("interrupted in task ", t, " epoch ", e, " batch ",
-                                         batch.index, "; tasks before ", t, " are saved"));
-          const Var logits = head.forward(vit.forward(batch.images).features);
-          // Task 0: every column (its own classes); later tasks: the current task's only.
-          const Var loss = cross_entropy(logits, batch.labels, rec.class_begin, rec.class_end);
-          const int64_t b = batch.labels.numel();
-          add_(window, loss.data().reshape({}), static_cast<double>(b));
-          window_images += b;
-          opt->zero_grad(true);
-          backward(loss);
-          opt->step();
-          seen += b;
-          images_done += b;
-          const bool log_line = config.log_every > 0 && (batch.index + 1) % config.log_every == 0;
-          if (device.is_cpu() || batch.index == 0 || batch.index + 1 == nb || log_line ||
-              (batch.index + 1) % kLossReadEvery == 0) {
-            const double sum = window.item();
-            SDLORA_CHECK(std::isfinite(sum), "training diverged: the loss is ",
-                         sum / static_cast<double>(window_images), " in task ", t, " epoch ", e,
-                         " batches ", window_first, "-", batch.index, " (lr ", opt->lr(0),
-                         "); lower the learning rate");
-            loss_sum += sum;
-            last_loss = sum / static_cast<double>(window_images);
-            fill_(window, 0.0);
-            window_images = 0;
-            window_first = batch.index + 1;
-          }
-          const double elapsed = seconds_since(train_t0);
-          Progress p{t, num_tasks, e, epochs, batch.index, nb, last_loss, opt->lr(0),
-                     elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0, 0.0};
-          if (images_done > 0)
-            p.eta_s = elapsed / static_cast<double>(images_done) *
-                      static_cast<double>(total_images - images_done);
-          if (options.reporter != nullptr) options.reporter->on_batch(p);
-          if (log_line)
-            log(detail::concat("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb, " loss ",
-                        last_loss, " images/s ", p.images_per_s));
-        }
-        rec.final_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0;
-        log(detail::concat("task ", t, " epoch ", e + 1, "/", epochs, " loss ", rec.final_loss, " lr ",
-                    opt->lr(0), " images/s ",
-                    static_cast<double>(images_done) / std::max(seconds_since(train_t0), 1e-9)));
-        sched->step();
-      }
-    }
-    rec.train_seconds = seconds_since(train_t0);
-    rec.images_per_s = rec.train_seconds > 0 ? static_cast<double>(images_done) / rec.train_seconds : 0.0;
-
-    rec.end = learner->end_task(t);
-    head.freeze();
-    if (rec.end.kd_checked) log(detail::concat("task ", t, " KD: ", rec.end.kd.describe()));
-
-    const TaskCounts counts = evaluate_seen_classes(config, vit, head, d, t);
-    for (int64_t n : counts.total) rec.test_images += n;
-    rec.params_stored = learner->stored_parameters() + head.num_classes() * (head.width() + 1);
-    rec.peak_bytes = memory_stats(device).peak_bytes;
-    rec.seconds = seconds_since(task_t0);
-    result.matrix.add(counts);
-    result.tasks.push_back(rec);
-    result.seconds += rec.seconds;
-    std::ostringstream accs;
-    for (int64_t j = 0; j <= t; ++j) accs << (j ? " " : "") << result.matrix.r(t, j);
-    log(detail::concat("task ", t, " done in ", rec.seconds, " s: accuracy ", result.matrix.accuracy_after(t),
-                "% on ", rec.test_images, " test images (per task: ", accs.str(), "), rank ",
-                rec.end.rank, ", peak memory ", rec.peak_bytes, " bytes"));
-
-    if (write) {
-      // The checkpoint first, then state.json: state.json names only finished, saved tasks.
-      save_checkpoint(checkpoint_path(options.run_dir, t), *learner, head, opt.get(), t);
-      RunState state{result, gen.offset()};
-      const std::filesystem::path dir(options.run_dir);
-      data::write_file_atomic((dir / "state.json").string(), run_state_json(state));
-      data::write_file_atomic((dir / "metrics.json").string(), result.metrics_json());
-      data::write_file_atomic((dir / "metrics.csv").string(), result.metrics_csv());
-    }
+    const Stopwatch task_clock;
+    reset_peak_memory(run.device());
+    TaskSetup s = begin_task(run, t);
+    train_task(run, t, s);
+    if (options.after_training) options.after_training(t, vit, run.head);
+    end_task(run, t, s);
+    evaluate_and_record(run, t, s, task_clock);
+    if (run.write()) save_task(run, t, s);
   }
-  if (result.matrix.num_tasks() == num_tasks)
-    log(detail::concat("finished: Acc ", result.matrix.acc_final(), " AAA ", result.matrix.aaa(),
-                " forgetting ", result.matrix.forgetting()));
-  return result;
+  const AccuracyMatrix& m = run.result.matrix;
+  if (m.num_tasks() == num_tasks)
+    run.log(detail::concat("finished: Acc ", m.acc_final(), " AAA ", m.aaa(), " forgetting ",
+                           m.forgetting(), " (released form ", m.forgetting_released(), ")"));
+  return std::move(run.result);
 }
+
+namespace {
+
+// The learning rate of every epoch of a task, from the run's own optimizer and schedule.
+std::vector<double> epoch_lrs(const Config& c, bool first) {
+  Var dummy(Tensor::zeros({1}, DType::kFloat32, Device::cpu()), true);
+  auto opt = make_optimizer(c, {dummy}, first ? c.init_lr : c.lrate);
+  auto sched = make_scheduler(c, *opt, first);
+  std::vector<double> lrs;
+  for (int64_t e = 0; e < (first ? c.init_epoch : c.epochs); ++e) {
+    lrs.push_back(opt->lr(0));
+    sched->step();
+  }
+  return lrs;
+}
+
+}  // namespace
 
 std::string plan_json(const Config& config, const Datasets& d) {
   config.validate();
@@ -378,17 +486,30 @@ std::string plan_json(const Config& config, const Datasets& d) {
                      {"test_images_seen", data::task_test_indices(*d.test, order, t).size()},
                      {"epochs", t == 0 ? config.init_epoch : config.epochs},
                      {"lr", t == 0 ? config.init_lr : config.lrate},
+                     {"lr_per_epoch", epoch_lrs(config, t == 0)},
                      {"rank", config.method == "linear-probe"
                                   ? 0
                                   : config.effective_rank_schedule().rank_for(t)}});
   }
+  const bool adapters = config.method != "linear-probe";
   nlohmann::json j{{"dataset", config.dataset},
+                   {"reader", config.dataset_reader()},
+                   {"released_config", config.released()},
+                   {"optimizer", config.effective_optimizer()},
+                   {"momentum", config.effective_optimizer() == "sgd" ? nlohmann::json(config.effective_momentum())
+                                                                    : nlohmann::json(nullptr)},
+                   {"weight_decay", config.effective_weight_decay()},
+                   {"scheduler", config.effective_scheduler()},
+                   {"sdlora_mode", adapters ? nlohmann::json(config.sdlora_mode) : nlohmann::json(nullptr)},
+                   {"ignored", config.ignored_keys()},
                    {"data_path", config.data_path},
                    {"method", config.method},
                    {"num_classes", order.num_classes()},
                    {"train_images", d.train->size()},
                    {"test_images", d.test->size()},
                    {"seed", config.seed},
+                   {"seeds", config.seeds.size() > 1 ? nlohmann::json(config.seeds) : nlohmann::json(nullptr)},
+                   {"class_order_seed", config.effective_class_order_seed()},
                    {"class_order", order.order()},
                    {"num_tasks", order.num_tasks()},
                    {"tasks", tasks}};

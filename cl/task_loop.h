@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -70,6 +71,8 @@ struct RunResult {
   std::string table() const;
 };
 
+class GrowingHead;
+
 struct RunOptions {
   std::string run_dir;        // where metrics, log and checkpoints go; empty = nothing written
   bool resume = false;        // continue the run in run_dir after its last finished task
@@ -78,6 +81,9 @@ struct RunOptions {
   // the folder keeps every finished task.
   const std::atomic<bool>* stop = nullptr;
   int64_t max_tasks = -1;     // stop after this many tasks in total (-1: all)
+  // Called after the last training step of each task, before the task ends: the model as
+  // trained (tests compare it with what is scored, saved and exported).
+  std::function<void(int64_t task, const ViT& vit, const GrowingHead& head)> after_training;
 };
 
 struct RunInterrupted : public std::runtime_error {
@@ -99,7 +105,6 @@ RunResult run_training(const Config& config, const Datasets& datasets, ViT& back
 // The same, opening the datasets and the backbone from the config.
 RunResult run_training(const Config& config, const RunOptions& options = {});
 
-class GrowingHead;
 // Accuracy after task t of the model (backbone with its adapters, and the classifier): correct and
 // total per task 0..t over the test images of every seen class.
 TaskCounts evaluate_seen_classes(const Config& config, const ViT& vit, const GrowingHead& head,

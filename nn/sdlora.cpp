@@ -337,8 +337,7 @@ int64_t SDLoRA::num_components() const { return projections_.front()->num_compon
 bool SDLoRA::has_current() const { return projections_.front()->has_current(); }
 
 void SDLoRA::begin_task(int64_t rank, Generator& gen) {
-  SDLORA_CHECK(!has_current(), "SD-LoRA: begin_task while a task is running (call end_task or "
-               "kd_absorb first)");
+  if (has_current()) end_task();
   for (auto& p : projections_) p->begin_current(rank, gen);
   const double init = sdlora_alpha_init(mode_);
   for (const Var& a : alphas_) {

@@ -10,9 +10,10 @@
 //   blocks.{i}.attn.qkv.lora_q.beta       (K)             beta_{k,p}, one per component
 //   likewise lora_v; sdlora.alpha (K): the shared magnitudes, one per component;
 //   __metadata__: sdlora_mode = paper | official, sdlora_current = true | false.
-// Between tasks a checkpoint holds the K frozen components only. Saved mid-task with
-// include_current, the current pair is component K (the last index, beta 0), alpha holds K + 1
-// values and sdlora_current = "true"; loading such a file restores it as the current pair.
+// Saved with include_current (what the task loop does after every task: the model exactly as
+// the task trained it), the current pair is component K (the last index, beta 0, unnormalised),
+// alpha holds K + 1 values and sdlora_current = "true"; loading such a file restores it as the
+// current pair. Without include_current the file holds the K frozen components only.
 #pragma once
 
 #include <cstdint>
@@ -138,11 +139,14 @@ class SDLoRA {
   // projection.
   const std::vector<Var>& alphas() const { return alphas_; }
 
-  // Starts a task: every projection gets a current pair of this rank (D Kaiming-uniform with
-  // bound 1/sqrt(d_in), U zeros), every magnitude is re-initialised to the mode's value and
-  // alpha_t is added with it.
+  // Starts a task. A pair still current from the previous task is frozen first (end_task), as
+  // the released code does when it rebuilds its model for a new task; then every projection gets
+  // a current pair of this rank (D Kaiming-uniform with bound 1/sqrt(d_in), U zeros), every
+  // magnitude is re-initialised to the mode's value and alpha_t is added with it.
   void begin_task(int64_t rank, Generator& gen);
-  // Ends a task keeping its component: each current pair is frozen as component K.
+  // Freezes the current pairs: each becomes component K, normalised as the mode says, keeping
+  // alpha_t. This changes the function (alpha_t then scales a unit-norm direction), so the task
+  // loop does not call it when a task ends: the trained pair stays current until begin_task.
   void end_task();
   // The current pairs (down, up per projection, in projection order), then every alpha. The
   // classifier's parameters are the caller's.

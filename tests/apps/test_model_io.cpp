@@ -47,6 +47,7 @@ TEST(InferViTConfig, RecoversEverySizeFromTheTensors) {
   std::map<std::string, Tensor> shapes;  // shapes only: the tensors that matter, small dtype
   shapes["patch_embed.proj.weight"] = Tensor::empty({768, 3, 16, 16}, DType::kUInt8);
   shapes["pos_embed"] = Tensor::empty({1, 197, 768}, DType::kUInt8);
+  shapes["cls_token"] = Tensor::empty({1, 1, 768}, DType::kUInt8);
   shapes["blocks.0.mlp.fc1.weight"] = Tensor::empty({3072, 768}, DType::kUInt8);
   shapes["blocks.0.attn.qkv.bias"] = Tensor::empty({2304}, DType::kUInt8);
   shapes["blocks.11.norm1.weight"] = Tensor::empty({768}, DType::kUInt8);
@@ -71,6 +72,19 @@ TEST(InferViTConfig, ErrorsNameTheTensorOrTheFlag) {
   bad_pos["pos_embed"] = Tensor::zeros({1, 6, 16});  // 5 patches: no square grid
   const std::string e2 = error_of([&] { apps::infer_vit_config(bad_pos, 2, "w.st"); });
   EXPECT_NE(e2.find("pos_embed"), std::string::npos) << e2;
+
+  // Layouts this ViT does not build are named as such, not as a bad grid.
+  auto registers = sd;
+  registers["reg_token"] = Tensor::zeros({1, 4, 16});
+  registers["pos_embed"] = Tensor::zeros({1, 9, 16});  // 4 patches + class + 4 registers
+  const std::string e3 = error_of([&] { apps::infer_vit_config(registers, 2, "w.st"); });
+  EXPECT_NE(e3.find("register tokens"), std::string::npos) << e3;
+  EXPECT_EQ(e3.find("square grid"), std::string::npos) << e3;
+  auto no_class = sd;
+  no_class.erase("cls_token");
+  no_class["pos_embed"] = Tensor::zeros({1, 4, 16});  // patches only
+  const std::string e4 = error_of([&] { apps::infer_vit_config(no_class, 2, "w.st"); });
+  EXPECT_NE(e4.find("no cls_token"), std::string::npos) << e4;
 
   auto bad_width = sd;
   bad_width["pos_embed"] = Tensor::zeros({1, 5, 8});

@@ -1,6 +1,8 @@
 // Metrics against hand-computed matrices, and the config contract: keys, types, overrides, errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <filesystem>
 #include <string>
 
@@ -22,9 +24,9 @@ namespace {
 
 TEST(Metrics, HandComputedMatrix) {
   AccuracyMatrix m;
-  m.add({{9}, {10}});                 // R00 90
-  m.add({{8, 15}, {10, 20}});         // R10 80, R11 75; acc 23/30
-  m.add({{6, 10, 40}, {10, 20, 50}}); // R20 60, R21 50, R22 80; acc 56/80
+  m.add({{9}, {10}, {10}});                         // R00 90
+  m.add({{8, 15}, {10, 20}, {9, 18}});              // R10 80, R11 75; acc 23/30
+  m.add({{6, 10, 40}, {10, 20, 50}, {7, 20, 45}});  // R20 60, R21 50, R22 80; acc 56/80
   EXPECT_EQ(m.num_tasks(), 3);
   EXPECT_DOUBLE_EQ(m.r(0, 0), 90.0);
   EXPECT_DOUBLE_EQ(m.r(1, 1), 75.0);
@@ -38,8 +40,22 @@ TEST(Metrics, HandComputedMatrix) {
   EXPECT_DOUBLE_EQ(m.aaa(), (90.0 + 100.0 * 23.0 / 30.0 + 70.0) / 3.0);
   // Forgetting: task 0: max(90, 80) - 60 = 30; task 1: 75 - 50 = 25; mean 27.5.
   EXPECT_DOUBLE_EQ(m.forgetting(), 27.5);
+  // The released form takes the max over every row including the last: here the same.
+  EXPECT_DOUBLE_EQ(m.forgetting_released(), 27.5);
+  // Top-5, old (earlier tasks' classes) and new (the task's own), sample-weighted.
+  EXPECT_DOUBLE_EQ(m.top5_after(0), 100.0);
+  EXPECT_DOUBLE_EQ(m.top5_after(1), 100.0 * 27.0 / 30.0);
+  EXPECT_DOUBLE_EQ(m.top5_after(2), 100.0 * 72.0 / 80.0);
+  EXPECT_TRUE(std::isnan(m.old_after(0)));
+  EXPECT_DOUBLE_EQ(m.new_after(0), 90.0);
+  EXPECT_DOUBLE_EQ(m.old_after(1), 80.0);
+  EXPECT_DOUBLE_EQ(m.new_after(1), 75.0);
+  EXPECT_DOUBLE_EQ(m.old_after(2), 100.0 * 16.0 / 30.0);
+  EXPECT_DOUBLE_EQ(m.new_after(2), 80.0);
   EXPECT_TRUE(throws_with([&] { m.r(1, 2); }, "R[1][2]"));
-  EXPECT_TRUE(throws_with([&] { m.add({{1}, {2}}); }, "must cover 4 tasks"));
+  EXPECT_TRUE(throws_with([&] { m.add({{1}, {2}, {}}); }, "must cover 4 tasks"));
+  AccuracyMatrix bad;
+  EXPECT_TRUE(throws_with([&] { bad.add({{5}, {10}, {4}}); }, "top-5"));
 }
 
 TEST(Metrics, ForgettingOrdersTasksNumerically) {
@@ -58,8 +74,20 @@ TEST(Metrics, ForgettingOrdersTasksNumerically) {
   for (int j = 0; j < 11; ++j) want += j;
   EXPECT_DOUBLE_EQ(m.forgetting(), want / 11.0);
   AccuracyMatrix one;
-  one.add({{1}, {2}});
+  one.add({{1}, {2}, {}});
   EXPECT_DOUBLE_EQ(one.forgetting(), 0.0);
+  EXPECT_TRUE(std::isnan(one.top5_after(0)));  // not counted: runs recorded before top-5
+}
+
+TEST(Metrics, ReleasedForgettingIsNeverNegative) {
+  // Task 0 improves after it was learned (50 -> 70 -> 90): our form (max over rows before the
+  // last) gives 50 - 90 = -40 for it, the released form's max includes the last row: 0.
+  AccuracyMatrix m;
+  m.add({{5}, {10}, {}});
+  m.add({{7, 8}, {10, 10}, {}});
+  m.add({{9, 4, 9}, {10, 10, 10}, {}});
+  EXPECT_DOUBLE_EQ(m.forgetting(), ((70.0 - 90.0) + (80.0 - 40.0)) / 2.0);
+  EXPECT_DOUBLE_EQ(m.forgetting_released(), (0.0 + (80.0 - 40.0)) / 2.0);
 }
 
 TEST(Config, ReadsReleasedKeysAndOurs) {

@@ -74,9 +74,10 @@ TEST(TaskLoop, SplitsHeadGrowthAndUntouchedOldRows) {
     }
     prev_w = w.clone();
     prev_b = b.clone();
-    // Between tasks only frozen components: t + 1 of them, no current pair.
-    EXPECT_EQ(f.metadata.at("sdlora_current"), "false");
+    // After task t: t frozen components and the trained pair as the current one (component t).
+    EXPECT_EQ(f.metadata.at("sdlora_current"), "true");
     EXPECT_EQ(f.tensors.at("sdlora.alpha").numel(), t + 1);
+    EXPECT_TRUE(f.tensors.count("blocks.0.attn.qkv.lora_q." + std::to_string(t) + ".up"));
   }
   // The loop trains: in tasks 1 and 2 the loss over the task's own two classes ends far below
   // chance level (ln 2 = 0.69). (Task 0 starts from a random backbone whose class token barely
@@ -206,8 +207,10 @@ TEST(Learners, KDAbsorbsARedundantComponentAndKeepsAnIndependentOne) {
     learner->begin_task(0, gen);
     randomise_current(ad, 100);
     EXPECT_FALSE(learner->end_task(0).kd_checked);  // nothing to compare with in task 0
-    ASSERT_EQ(ad.num_components(), 1);
-    const int64_t stored = learner->stored_parameters();
+    ASSERT_EQ(ad.num_components(), 0);  // the trained pair stays current until task 1 begins
+    ASSERT_TRUE(ad.has_current());
+    // Once frozen, component 0 also stores one beta per projection.
+    const int64_t stored = learner->stored_parameters() + ad.num_projections();
 
     // Task 1: the new direction equals component 0's (scaled): redundant, absorbed.
     learner->begin_task(1, gen);
@@ -236,7 +239,8 @@ TEST(Learners, KDAbsorbsARedundantComponentAndKeepsAnIndependentOne) {
     EXPECT_TRUE(kept.kd_checked);
     EXPECT_FALSE(kept.kd.redundant);
     for (double res : kept.kd.residuals) EXPECT_GT(res, 0.1);
-    EXPECT_EQ(ad.num_components(), 2);
+    EXPECT_EQ(ad.num_components(), 1);
+    EXPECT_TRUE(ad.has_current());  // kept as trained, frozen when the next task begins
     EXPECT_GT(learner->stored_parameters(), stored);
   }
 }
@@ -320,6 +324,60 @@ TEST(TaskLoop, InterruptedRunResumesToIdenticalResults) {
       EXPECT_NE(std::string(e.what()).find("lrate"), std::string::npos) << e.what();
     }
   }
+}
+
+// A run killed before its first task ended starts over from its saved config; a run killed
+// between state.json and metrics.json has its metrics repaired from state.json on resume.
+TEST(TaskLoop, ResumeStartsOverOrRepairsMetrics) {
+  const Config c = tiny_config("sdlora");
+  const Datasets d = synthetic_datasets();
+  RunOptions full;
+  full.run_dir = temp_dir("restart_full");
+  const RunResult want = run(c, d, full);
+
+  const std::string dir = temp_dir("restart");
+  std::atomic<bool> stop{false};
+  StopAt reporter(0, &stop);
+  RunOptions o;
+  o.run_dir = dir;
+  o.stop = &stop;
+  o.reporter = &reporter;
+  EXPECT_THROW(run(c, d, o), RunInterrupted);
+  EXPECT_EQ(last_finished_task(dir), -1);
+  RunOptions again;
+  again.run_dir = dir;
+  again.resume = true;
+  const RunResult got = run(c, d, again);
+  ASSERT_EQ(got.matrix.num_tasks(), 3);
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(got.matrix.counts(i).correct, want.matrix.counts(i).correct);
+
+  // Stale metrics (as after a kill between the state.json and metrics.json renames).
+  const std::string metrics = dir + "/metrics.json";
+  { std::ofstream(metrics) << "{\"stale\": true}\n"; }
+  std::filesystem::remove(dir + "/metrics.csv");
+  run(c, d, again);  // finished: trains nothing, repairs the metrics
+  EXPECT_EQ(read_json(metrics).at("acc_final").get<double>(), want.matrix.acc_final());
+  EXPECT_TRUE(std::filesystem::exists(dir + "/metrics.csv"));
+}
+
+// A learning rate that makes the loss overflow stops the run with a named error in the task it
+// happens, keeping the finished tasks; a task of a single batch is checked too.
+TEST(TaskLoop, DivergenceStopsTheRunAndKeepsFinishedTasks) {
+  Config c = tiny_config("sdlora");
+  c.lrate = 1e30;         // task 1 diverges at once
+  c.batch_size = 64;      // one batch per epoch
+  const Datasets d = synthetic_datasets();
+  RunOptions o;
+  o.run_dir = temp_dir("diverge");
+  try {
+    run(c, d, o);
+    ADD_FAILURE() << "a run with lr 1e30 finished";
+  } catch (const std::exception& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("diverged"), std::string::npos) << m;
+    EXPECT_NE(m.find("task 1"), std::string::npos) << m;
+  }
+  EXPECT_EQ(last_finished_task(o.run_dir), 0);
 }
 
 TEST(TaskLoop, DryRunPlan) {
