@@ -2,7 +2,8 @@
 // merged into the qkv weights (so inference costs the backbone's own forward) plus the head of
 // every seen class; `sdlora forward --weights FILE --heads H` loads it.
 //
-//   sdlora export --run DIR --out FILE [--task K]
+//   sdlora export --run DIR --out FILE [--task K] [--dtype float32|bf16]
+// The file is float32 whatever the run's precision, or bfloat16 with --dtype bf16.
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <memory>
@@ -17,11 +18,14 @@ namespace {
 struct ExportOptions {
   std::string run, out;
   int64_t task = -1;
+  std::string dtype = "float32";
 };
 
 void run_export(const ExportOptions& o) {
   const cl::RunModel m = cl::load_run_model(o.run, o.task, "cpu");
-  const cl::ExportedModel e = cl::export_merged(m);
+  cl::ExportedModel e = cl::export_merged(m);
+  const DType dtype = o.dtype == "bf16" ? DType::kBFloat16 : DType::kFloat32;
+  for (auto& [name, t] : e.tensors) t = t.to(dtype);
   save_safetensors(o.out, e.tensors, e.metadata);
   std::cerr << "sdlora export: task " << m.task << " of " << o.run << " (" << m.config.method
             << ", " << e.metadata.at("model") << ") -> " << o.out << "\n"
@@ -38,6 +42,9 @@ Command add_export_command(CLI::App& root) {
   app->add_option("--run", o->run, "run folder written by `sdlora train`")->required();
   app->add_option("--out", o->out, "safetensors file to write")->required();
   app->add_option("--task", o->task, "checkpoint of this task (default: the last finished)");
+  app->add_option("--dtype", o->dtype, "tensor dtype in the file: float32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "bf16"}));
   return {app, [o] { run_export(*o); }};
 }
 

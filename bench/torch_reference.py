@@ -77,7 +77,7 @@ class SDLoRAQKV(nn.Module):
 
     @torch.no_grad()
     def merged_weight(self):
-        w = self.qkv.weight.clone()
+        w = self.qkv.weight.float().clone()  # float32 also when the backbone is stored in bf16
         eye = torch.eye(self.dim, device=w.device, dtype=w.dtype)
         w[: self.dim] += self.delta(eye, "q").t()
         w[2 * self.dim:] += self.delta(eye, "v").t()
@@ -184,6 +184,13 @@ def run(args, mode):
     for p in params:
         p.requires_grad_(True)
     n_trainable = sum(p.numel() for p in params)
+    if args.precision == "bf16":
+        # sdlora's bf16 policy: the frozen backbone stored in bfloat16 (converted once); the
+        # factors, magnitudes and head stay float32 and autocast runs the products in bf16.
+        trainable_ids = {id(p) for p in params}
+        for p in model.parameters():
+            if id(p) not in trainable_ids:
+                p.data = p.data.to(torch.bfloat16)
     opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = args.precision == "fp32"
