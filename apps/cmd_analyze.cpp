@@ -33,33 +33,32 @@ struct AnalyzeOptions {
 class StepProgress {
  public:
   explicit StepProgress(std::string prefix)
-      : prefix_(std::move(prefix)), tty_(isatty(STDERR_FILENO) != 0),
+      : prefix_(std::move(prefix)),
+        tty_(isatty(STDERR_FILENO) != 0),
         start_(std::chrono::steady_clock::now()) {}
   ~StepProgress() {
     if (tty_ && shown_) std::cerr << "\n";
   }
   report::ProgressFn fn() {
-    return [this](const std::string& stage, int64_t done, int64_t total) {
-      show(stage, done, total);
-    };
+    return
+        [this](const std::string& stage, int64_t done, int64_t total) { show(stage, done, total); };
   }
 
  private:
   void show(const std::string& stage, int64_t done, int64_t total) {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double eta = done > 0 ? elapsed / static_cast<double>(done) *
-                                      static_cast<double>(total - done)
-                                : -1.0;
-    std::string line = prefix_ + " " + stage + " " + std::to_string(done) + "/" +
-                       std::to_string(total);
+    const double eta =
+        done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(total - done) : -1.0;
+    std::string line =
+        prefix_ + " " + stage + " " + std::to_string(done) + "/" + std::to_string(total);
     if (tty_) {
       constexpr int kWidth = 24;
       const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
       std::string bar(static_cast<size_t>(filled), '=');
       if (filled < kWidth) bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
-      std::cerr << "\r\033[K" << line << " [" << bar << "] " << format_duration(elapsed)
-                << " ETA " << (eta >= 0 ? format_duration(eta) : "?") << std::flush;
+      std::cerr << "\r\033[K" << line << " [" << bar << "] " << format_duration(elapsed) << " ETA "
+                << (eta >= 0 ? format_duration(eta) : "?") << std::flush;
       shown_ = true;
     } else {
       std::cerr << line << " elapsed " << format_duration(elapsed) << "\n";
@@ -81,9 +80,8 @@ void write(const std::string& dir, const std::string& name, const std::string& t
            const report::FigureFile& figure) {
   const std::string path = (std::filesystem::path(dir) / name).string();
   data::write_file_atomic(path, text);
-  std::cout << "wrote " << path << " and "
-            << (std::filesystem::path(dir) / figure.file).string() << " (" << figure.size.width
-            << "x" << figure.size.height << ")\n";
+  std::cout << "wrote " << path << " and " << (std::filesystem::path(dir) / figure.file).string()
+            << " (" << figure.size.width << "x" << figure.size.height << ")\n";
 }
 
 void run_residuals(const AnalyzeOptions& o) {

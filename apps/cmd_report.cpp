@@ -28,8 +28,8 @@ void run_report(const ReportOptions& o) {
   SDLORA_CHECK(!out.empty(), "--out: required when the report covers several inputs");
   const auto runs = report::read_runs(report::expand_run_folders(inputs));
   const report::ReportResult r = report::write_report(runs, out);
-  std::cout << "sdlora report: " << runs.size() << " run(s), " << r.figures.size()
-            << " figures in " << r.out_dir << "\n";
+  std::cout << "sdlora report: " << runs.size() << " run(s), " << r.figures.size() << " figures in "
+            << r.out_dir << "\n";
   for (const report::FigureFile& f : r.figures)
     std::cout << "  " << f.file << " (" << f.size.width << "x" << f.size.height << ")\n";
   std::cout << "index: " << r.index << "\n";

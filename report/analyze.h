@@ -44,7 +44,7 @@ struct TaskResiduals {
   // "checkpoint": computed from the task's checkpoint; "kd": the task's direction was absorbed
   // by SD-LoRA-KD and is no longer stored, so these are the residuals its KD check recorded.
   std::string source;
-  int64_t earlier = 0;  // directions it was fitted on
+  int64_t earlier = 0;            // directions it was fitted on
   std::vector<double> residuals;  // per projection
 };
 

@@ -54,9 +54,9 @@ struct Score {
   std::vector<double> accuracy() const {
     std::vector<double> a;
     for (size_t j = 0; j < total.size(); ++j)
-      a.push_back(total[j] > 0 ? 100.0 * static_cast<double>(correct[j]) /
-                                     static_cast<double>(total[j])
-                               : 0.0);
+      a.push_back(total[j] > 0
+                      ? 100.0 * static_cast<double>(correct[j]) / static_cast<double>(total[j])
+                      : 0.0);
     return a;
   }
   std::vector<double> loss() const {
@@ -109,11 +109,12 @@ InterpolationCurve analyze_interpolation(const std::string& run_dir, int64_t fro
     std::map<std::string, Tensor> theta;
     for (const auto& [name, ta] : theta_a) {
       const auto it = theta_b.find(name);
-      SDLORA_CHECK(it != theta_b.end() && it->second.shape() == ta.shape(),
-                   "interpolate: tensor ", name, " differs in shape between tasks ", from,
-                   " and ", to);
+      SDLORA_CHECK(it != theta_b.end() && it->second.shape() == ta.shape(), "interpolate: tensor ",
+                   name, " differs in shape between tasks ", from, " and ", to);
       // (1 - l) a + l b: exactly a at l = 0 and exactly b at l = 1.
-      theta[name] = l == 0.0 ? ta : l == 1.0 ? it->second : add(mul(ta, 1.0 - l), mul(it->second, l));
+      theta[name] = l == 0.0   ? ta
+                    : l == 1.0 ? it->second
+                               : add(mul(ta, 1.0 - l), mul(it->second, l));
     }
     vit.load_state_dict(theta);
     Score full(to + 1), own(from + 1);
@@ -151,7 +152,8 @@ std::string interpolation_json(const std::vector<InterpolationCurve>& curves) {
                     {"loss_with_from_classifier", c.loss_from}});
   nlohmann::json j{
       {"analysis", "interpolate"},
-      {"model", "(1 - lambda) * merged backbone after `from` + lambda * merged backbone after `to`"},
+      {"model",
+       "(1 - lambda) * merged backbone after `from` + lambda * merged backbone after `to`"},
       {"classifier",
        "accuracy/loss: the classifier after `to` (every class seen then), per task <= to; "
        "*_with_from_classifier: the classifier after `from`, per task <= from"},
@@ -185,10 +187,10 @@ FigureFile interpolation_figure(const std::vector<InterpolationCurve>& curves,
       loss.series.push_back(sl);
     }
   }
-  draw_line_figure((std::filesystem::path(out_dir) / f.file).string(),
-                   "Interpolation from task " + std::to_string(t1) + " to task " +
-                       std::to_string(t2),
-                   {acc, loss}, f.size, 2);
+  draw_line_figure(
+      (std::filesystem::path(out_dir) / f.file).string(),
+      "Interpolation from task " + std::to_string(t1) + " to task " + std::to_string(t2),
+      {acc, loss}, f.size, 2);
   return f;
 }
 

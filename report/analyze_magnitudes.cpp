@@ -12,12 +12,12 @@ std::string magnitudes_json(const RunSummary& run) {
   nlohmann::json after = nlohmann::json::array();
   for (const TaskSummary& t : run.tasks)
     after.push_back({{"task", t.task}, {"magnitudes", t.magnitudes}});
-  nlohmann::json j{{"analysis", "magnitudes"},
-                   {"run", run.dir},
-                   {"method", run.method},
-                   {"after_task", after},
-                   {"final", run.tasks.empty() ? std::vector<double>{}
-                                               : run.tasks.back().magnitudes}};
+  nlohmann::json j{
+      {"analysis", "magnitudes"},
+      {"run", run.dir},
+      {"method", run.method},
+      {"after_task", after},
+      {"final", run.tasks.empty() ? std::vector<double>{} : run.tasks.back().magnitudes}};
   return j.dump(2) + "\n";
 }
 

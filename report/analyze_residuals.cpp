@@ -39,8 +39,8 @@ NewestDirection newest_direction_residuals(const cl::Config& config,
 
 ResidualAnalysis analyze_residuals(const std::string& run_dir, const ProgressFn& progress) {
   const cl::Config config = cl::load_run_config(run_dir);
-  SDLORA_CHECK(is_sdlora_family(config.method), "analyze residuals: run '", run_dir,
-               "' is a ", config.method,
+  SDLORA_CHECK(is_sdlora_family(config.method), "analyze residuals: run '", run_dir, "' is a ",
+               config.method,
                " run; residuals of directions need an SD-LoRA-family run (sdlora, sdlora-rr, "
                "sdlora-kd)");
   const int64_t last = cl::last_finished_task(run_dir);
@@ -117,8 +117,8 @@ FigureFile residuals_figure(const ResidualAnalysis& a, const std::string& out_di
                "Residual of each task's unit direction fitted on every earlier direction "
                "(least squares, per projection): mean, smallest and largest over projections",
                {1000, 560}};
-  Panel p{a.method, "task", "residual (0: in the span of earlier directions)", {}, {},
-          true, true, 1.0};
+  Panel p{a.method, "task", "residual (0: in the span of earlier directions)", {}, {}, true,
+          true,     1.0};
   Series mean{"mean", {}, {}}, lo{"min", {}, {}, true}, hi{"max", {}, {}, true};
   for (const TaskResiduals& t : a.tasks) {
     if (t.residuals.empty()) continue;

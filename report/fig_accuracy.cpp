@@ -8,8 +8,8 @@
 namespace sdlora::report {
 
 FigureFile figure_accuracy(const std::vector<RunSummary>& runs, const std::string& out_dir) {
-  FigureFile f{"accuracy.png", "Accuracy on every seen class after each task, per method",
-               {1000, 560}};
+  FigureFile f{
+      "accuracy.png", "Accuracy on every seen class after each task, per method", {1000, 560}};
   Panel acc{"", "after task", "accuracy (%)", {}, {}, true, true, 100.0};
   for (const RunSummary& r : runs) {
     Series s{r.label, {}, {}};
@@ -24,14 +24,14 @@ FigureFile figure_accuracy(const std::vector<RunSummary>& runs, const std::strin
   return f;
 }
 
-FigureFile figure_accuracy_matrix(const std::vector<RunSummary>& runs,
-                                  const std::string& out_dir) {
+FigureFile figure_accuracy_matrix(const std::vector<RunSummary>& runs, const std::string& out_dir) {
   const int n = static_cast<int>(runs.size());
   const int columns = n <= 3 ? n : 3;
   const int rows = (n + columns - 1) / columns;
-  FigureFile f{"accuracy_matrix.png",
-               "Accuracy matrix R[i][j] (%): row i after training task i, column j task j's classes",
-               {420 * columns, 60 + 400 * rows}};
+  FigureFile f{
+      "accuracy_matrix.png",
+      "Accuracy matrix R[i][j] (%): row i after training task i, column j task j's classes",
+      {420 * columns, 60 + 400 * rows}};
   std::vector<Heatmap> maps;
   for (const RunSummary& r : runs) {
     Heatmap m;

@@ -35,8 +35,8 @@ FigureFile figure_ranks_params(const std::vector<RunSummary>& runs, const std::s
                      [](const TaskSummary& t) { return static_cast<double>(t.rank); }),
       per_task_panel(runs, "Stored parameters after each task", "parameters (thousands)",
                      [](const TaskSummary& t) { return t.params_stored / 1000.0; })};
-  draw_line_figure((std::filesystem::path(out_dir) / f.file).string(), "Ranks and storage",
-                   panels, f.size, 2);
+  draw_line_figure((std::filesystem::path(out_dir) / f.file).string(), "Ranks and storage", panels,
+                   f.size, 2);
   return f;
 }
 

@@ -28,12 +28,12 @@ std::string missing_plotting_message(const std::string& what) {
 
 bool plotting_built() { return false; }
 void require_plotting(const std::string& what) { SDLORA_THROW(missing_plotting_message(what)); }
-void draw_line_figure(const std::string&, const std::string&, const std::vector<Panel>&,
-                      FigureSize, int) {
+void draw_line_figure(const std::string&, const std::string&, const std::vector<Panel>&, FigureSize,
+                      int) {
   require_plotting("drawing a figure");
 }
-void draw_heatmaps(const std::string&, const std::string&, const std::vector<Heatmap>&,
-                   FigureSize, int) {
+void draw_heatmaps(const std::string&, const std::string&, const std::vector<Heatmap>&, FigureSize,
+                   int) {
   require_plotting("drawing a figure");
 }
 
@@ -59,9 +59,9 @@ namespace {
 
 constexpr int kInk = 1, kGrid = 2, kFirstSeries = 3;
 // Colour-blind-safe series colours (Okabe-Ito), then a few more.
-constexpr int kPalette[][3] = {{0, 114, 178},  {213, 94, 0},   {0, 158, 115}, {204, 121, 167},
-                               {230, 159, 0},  {86, 180, 233}, {0, 0, 0},     {120, 120, 120},
-                               {153, 0, 0},    {0, 90, 50}};
+constexpr int kPalette[][3] = {{0, 114, 178}, {213, 94, 0},   {0, 158, 115}, {204, 121, 167},
+                               {230, 159, 0}, {86, 180, 233}, {0, 0, 0},     {120, 120, 120},
+                               {153, 0, 0},   {0, 90, 50}};
 constexpr int kPaletteSize = sizeof(kPalette) / sizeof(kPalette[0]);
 
 // A figure: one stream writing one PNG of exactly size pixels, white background.
@@ -119,8 +119,8 @@ void figure_title(plstream& p, const std::string& title) {
 }
 
 // Runs of consecutive finite points, each drawn as its own polyline.
-std::vector<std::pair<std::vector<double>, std::vector<double>>> finite_runs(const Series& s) {
-  std::vector<std::pair<std::vector<double>, std::vector<double>>> runs(1);
+std::vector<std::pair<std::vector<double>, std::vector<double> > > finite_runs(const Series& s) {
+  std::vector<std::pair<std::vector<double>, std::vector<double> > > runs(1);
   for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
     if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) {
       runs.back().first.push_back(s.x[i]);
@@ -181,8 +181,8 @@ void draw_panel(plstream& p, const Panel& panel, const Cell& cell, double char_s
     p.lsty(3);
     p.line(2, xs, ys);
     p.lsty(1);
-    p.ptex(xmin - xpad + 0.02 * (xmax - xmin + 2 * xpad), y + 0.015 * (ymax - ymin), 1.0, 0.0,
-           0.0, label.c_str());
+    p.ptex(xmin - xpad + 0.02 * (xmax - xmin + 2 * xpad), y + 0.015 * (ymax - ymin), 1.0, 0.0, 0.0,
+           label.c_str());
   }
   for (size_t k = 0; k < panel.series.size(); ++k) {
     const Series& s = panel.series[k];

@@ -29,7 +29,7 @@ struct Panel {
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
   std::vector<std::pair<std::string, double>> hlines;  // labelled horizontal reference lines
-  bool integer_x = true;  // ticks at whole numbers (tasks)
+  bool integer_x = true;                               // ticks at whole numbers (tasks)
   bool y_from_zero = true;
   double y_max = 0.0;  // > 0: fixed upper limit (percentages: 100)
 };

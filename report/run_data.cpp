@@ -67,8 +67,8 @@ RunSummary read_run(const std::string& dir) {
     r.forgetting = get_or<double>(j, "forgetting", 0.0);
     const auto acc = j.at("acc_per_task").get<std::vector<double>>();
     const json& per_task = j.at("per_task");
-    SDLORA_CHECK(per_task.size() == r.acc_matrix.size() && acc.size() == r.acc_matrix.size(),
-                 "'", path, "': acc_matrix has ", r.acc_matrix.size(), " rows, acc_per_task ",
+    SDLORA_CHECK(per_task.size() == r.acc_matrix.size() && acc.size() == r.acc_matrix.size(), "'",
+                 path, "': acc_matrix has ", r.acc_matrix.size(), " rows, acc_per_task ",
                  acc.size(), " values and per_task ", per_task.size(), " entries");
     for (size_t i = 0; i < per_task.size(); ++i) {
       const json& t = per_task[i];
@@ -133,8 +133,7 @@ std::vector<RunSummary> read_runs(const std::vector<std::string>& dirs) {
     count[runs.back().method] += 1;
   }
   for (RunSummary& r : runs)
-    if (count[r.method] > 1)
-      r.label = r.method + " (" + folder_name(r.dir) + ")";
+    if (count[r.method] > 1) r.label = r.method + " (" + folder_name(r.dir) + ")";
   return runs;
 }
 
