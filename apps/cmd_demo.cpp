@@ -17,6 +17,7 @@
 #include "apps/progress.h"
 #include "cl/multi_seed.h"
 #include "data/file_io.h"
+#include "report/report.h"
 
 namespace sdlora::apps {
 namespace {
@@ -82,6 +83,18 @@ void run_demo(const DemoOptions& o) {
   data::write_file_atomic((std::filesystem::path(o.out) / "summary.json").string(),
                         summary.dump(2) + "\n");
   data::write_file_atomic((std::filesystem::path(o.out) / "report.txt").string(), report);
+  // The figures of every method (report/report.h); a build without PLplot only says so.
+  try {
+    std::vector<std::string> dirs;  // a multi-seed method: its first seed's run
+    for (const DemoRun& r : runs)
+      dirs.push_back(
+          report::expand_run_folders({(std::filesystem::path(o.out) / r.method).string()}).front());
+    const auto figures = report::write_report(report::read_runs(dirs),
+                                              (std::filesystem::path(o.out) / "report").string());
+    std::cout << "\nfigures: " << figures.index << "\n";
+  } catch (const std::exception& e) {
+    std::cout << "\nfigures not written: " << e.what() << "\n";
+  }
   std::cout << "\nrun folders: " << o.out << "/<method>/ (metrics.json, metrics.csv, log.txt, "
             << "checkpoints); summary: " << o.out << "/summary.json\n";
 }
