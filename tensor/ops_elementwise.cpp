@@ -1,39 +1,12 @@
-// Creation, casts and elementwise ops: argument checks, broadcasting, dispatch.
+// Elementwise ops (unary, scalar, broadcast binary, GELU, in-place updates): argument checks,
+// broadcasting, dispatch.
 #include <cmath>
 
 #include "tensor/ops_common.h"
-#include "tensor/random.h"
-
-#ifdef SDLORA_WITH_CUDA
-#include "tensor/cuda/context.h"
-#endif
 
 namespace sdlora {
 
 using namespace detail;
-
-void fill_(Tensor& t, double value) {
-  check_defined(t, "fill_", "t");
-  backend_for(t.device()).fill(t, value);
-}
-
-Tensor arange(double start, double end, double step, DType dtype, Device device) {
-  SDLORA_CHECK(step != 0.0, "arange: step must be non-zero");
-  const double span = (end - start) / step;
-  const int64_t n = span > 0 ? static_cast<int64_t>(std::ceil(span)) : 0;
-  Tensor out = Tensor::empty({n}, dtype, device);
-  backend_for(device).arange(out, start, step);
-  return out;
-}
-
-Tensor cast(const Tensor& x, DType dtype) {
-  check_defined(x, "cast", "x");
-  SDLORA_CHECK(!(x.device().is_cuda() && (x.dtype() == DType::kFloat64 || dtype == DType::kFloat64)),
-               "cast: float64 runs on the CPU only, got ", x.describe(), " -> ", dtype_name(dtype));
-  Tensor out = Tensor::empty(x.shape(), dtype, x.device());
-  backend_for(x.device()).cast(x, out);
-  return out;
-}
 
 namespace {
 
@@ -225,60 +198,6 @@ void mul_(Tensor& a, double s) {
     return;
   }
   be.scalar(ScalarOp::kMul, a, s, a);
-}
-
-void set_allow_tf32(bool allow) {
-#ifdef SDLORA_WITH_CUDA
-  cuda::set_allow_tf32(allow);
-#else
-  (void)allow;
-#endif
-}
-
-bool allow_tf32() {
-#ifdef SDLORA_WITH_CUDA
-  return cuda::allow_tf32();
-#else
-  return false;
-#endif
-}
-
-// ---- random numbers
-
-void uniform_(Tensor& t, uint64_t seed, uint64_t offset, double lo, double hi) {
-  check_defined(t, "uniform_", "t");
-  Backend& be = float_backend(t, "uniform_");
-  if (needs_cpu_upcast(t)) {
-    Tensor f = Tensor::empty(t.shape(), DType::kFloat32, t.device());
-    be.uniform(f, seed, offset, lo, hi);
-    t.copy_(cast(f, t.dtype()));
-    return;
-  }
-  be.uniform(t, seed, offset, lo, hi);
-}
-
-void normal_(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std) {
-  check_defined(t, "normal_", "t");
-  Backend& be = float_backend(t, "normal_");
-  if (needs_cpu_upcast(t)) {
-    Tensor f = Tensor::empty(t.shape(), DType::kFloat32, t.device());
-    be.normal(f, seed, offset, mean, std);
-    t.copy_(cast(f, t.dtype()));
-    return;
-  }
-  be.normal(t, seed, offset, mean, std);
-}
-
-Tensor Generator::uniform(const Shape& shape, double lo, double hi, DType dtype, Device device) {
-  Tensor t = Tensor::empty(shape, dtype, device);
-  uniform_(t, seed_, offset_++, lo, hi);
-  return t;
-}
-
-Tensor Generator::normal(const Shape& shape, double mean, double std, DType dtype, Device device) {
-  Tensor t = Tensor::empty(shape, dtype, device);
-  normal_(t, seed_, offset_++, mean, std);
-  return t;
 }
 
 }  // namespace sdlora
