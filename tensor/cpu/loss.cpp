@@ -1,22 +1,30 @@
 // CPU cross-entropy over logits (B, C) and integer labels (B): the batch-mean loss and its
-// gradient. Row statistics in double; each row's max is subtracted before exponentiating.
+// gradient. Row statistics in double; each row's max is subtracted before exponentiating
+// (SLEEF's vector exp, vmath.h).
 #include <cmath>
 #include <vector>
 
 #include "tensor/cpu/backend.h"
 #include "tensor/cpu/parallel.h"
+#include "tensor/cpu/vmath.h"
 
 namespace sdlora::cpu {
 namespace {
 
-// max and log sum exp(x - max) of one row
+// The row's max, e[j] = exp(x[j] - max) and log sum_j e[j]; e is a per-thread scratch row.
 template <typename T>
-void row_logsumexp(const T* x, int64_t C, double& mx, double& log_denom) {
+const double* row_logsumexp(const T* x, int64_t C, double& mx, double& log_denom) {
+  thread_local std::vector<double> buf;
+  if (buf.size() < static_cast<size_t>(C)) buf.resize(static_cast<size_t>(C));
+  double* e = buf.data();
   mx = x[0];
   for (int64_t j = 1; j < C; ++j) mx = std::fmax(mx, static_cast<double>(x[j]));
+  for (int64_t j = 0; j < C; ++j) e[j] = static_cast<double>(x[j]) - mx;
+  exp_f64(e, e, C);
   double denom = 0.0;
-  for (int64_t j = 0; j < C; ++j) denom += std::exp(static_cast<double>(x[j]) - mx);
+  for (int64_t j = 0; j < C; ++j) denom += e[j];
   log_denom = std::log(denom);
+  return e;
 }
 
 }  // namespace
@@ -53,10 +61,11 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labe
     for (int64_t b = 0; b < B; ++b) {
       const T* row = lp + b * C;
       double mx, log_denom;
-      row_logsumexp(row, C, mx, log_denom);
+      const double* e = row_logsumexp(row, C, mx, log_denom);
+      const double inv = std::exp(-log_denom);  // softmax_j = e_j / sum e
       const int64_t label = lab[static_cast<size_t>(b)];
       for (int64_t j = 0; j < C; ++j) {
-        const double p = std::exp(static_cast<double>(row[j]) - mx - log_denom);
+        const double p = e[j] * inv;
         dp[b * C + j] = static_cast<T>((p - (j == label ? 1.0 : 0.0)) * scale);
       }
     }

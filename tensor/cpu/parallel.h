@@ -8,12 +8,17 @@
 #include "tensor/tensor.h"
 
 // SDLORA_OMP_FOR(work): `#pragma omp parallel for`, only when `work` (elements touched) is large
-// enough to pay for waking the threads.
+// enough to pay for waking the threads (a few microseconds). SDLORA_OMP_FOR_MEMORY(work) is the
+// same for loops of one add or multiply per element, which run at memory speed: one thread
+// streams several GB/s, so they are split only from a quarter of a million
+// elements on.
 #ifdef _OPENMP
 #define SDLORA_PRAGMA(x) _Pragma(#x)
 #define SDLORA_OMP_FOR(work) SDLORA_PRAGMA(omp parallel for if ((work) > 32768))
+#define SDLORA_OMP_FOR_MEMORY(work) SDLORA_PRAGMA(omp parallel for if ((work) > 262144))
 #else
 #define SDLORA_OMP_FOR(work)
+#define SDLORA_OMP_FOR_MEMORY(work)
 #endif
 
 namespace sdlora::cpu {

@@ -1,11 +1,24 @@
 // CPU softmax and log-softmax over the last dim, and their backward. Stable: each row's max is
-// subtracted before exponentiating; the denominator accumulates in double.
+// subtracted before exponentiating; exponentials and the denominator are double (SLEEF's vector
+// exp, vmath.h), rounded to the tensor's dtype once at the end.
 #include <cmath>
+#include <vector>
 
 #include "tensor/cpu/backend.h"
 #include "tensor/cpu/parallel.h"
+#include "tensor/cpu/vmath.h"
 
 namespace sdlora::cpu {
+namespace {
+
+// A scratch row of n doubles, one per thread, reused across calls.
+double* scratch_row(int64_t n) {
+  thread_local std::vector<double> buf;
+  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
+
+}  // namespace
 
 // y = exp(x - max) / sum exp(x - max);  log y = x - max - log sum exp(x - max)
 void CpuBackend::softmax(const Tensor& x, int64_t cols, bool log, Tensor& out) {
@@ -18,18 +31,20 @@ void CpuBackend::softmax(const Tensor& x, int64_t cols, bool log, Tensor& out) {
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = xp + r * cols;
       T* yr = yp + r * cols;
+      double* e = scratch_row(cols);
       double mx = xr[0];
       for (int64_t j = 1; j < cols; ++j) mx = std::fmax(mx, static_cast<double>(xr[j]));
+      for (int64_t j = 0; j < cols; ++j) e[j] = static_cast<double>(xr[j]) - mx;
+      exp_f64(e, e, cols);
       double denom = 0.0;
-      for (int64_t j = 0; j < cols; ++j) denom += std::exp(static_cast<double>(xr[j]) - mx);
+      for (int64_t j = 0; j < cols; ++j) denom += e[j];
       if (log) {
         const double log_denom = std::log(denom);
         for (int64_t j = 0; j < cols; ++j)
           yr[j] = static_cast<T>(static_cast<double>(xr[j]) - mx - log_denom);
       } else {
         const double inv = 1.0 / denom;
-        for (int64_t j = 0; j < cols; ++j)
-          yr[j] = static_cast<T>(std::exp(static_cast<double>(xr[j]) - mx) * inv);
+        for (int64_t j = 0; j < cols; ++j) yr[j] = static_cast<T>(e[j] * inv);
       }
     }
   });
@@ -51,11 +66,20 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& dy, int64_t col
       const T* dyr = dyp + r * cols;
       T* dxr = dxp + r * cols;
       double dot = 0.0;
-      for (int64_t j = 0; j < cols; ++j)
-        dot += static_cast<double>(dyr[j]) * (log ? 1.0 : static_cast<double>(yr[j]));
-      for (int64_t j = 0; j < cols; ++j) {
-        const double yj = yr[j], dyj = dyr[j];
-        dxr[j] = static_cast<T>(log ? dyj - std::exp(yj) * dot : yj * (dyj - dot));
+      if (log) {
+        for (int64_t j = 0; j < cols; ++j) dot += static_cast<double>(dyr[j]);
+        double* e = scratch_row(cols);
+        for (int64_t j = 0; j < cols; ++j) e[j] = static_cast<double>(yr[j]);
+        exp_f64(e, e, cols);
+        for (int64_t j = 0; j < cols; ++j)
+          dxr[j] = static_cast<T>(static_cast<double>(dyr[j]) - e[j] * dot);
+      } else {
+        for (int64_t j = 0; j < cols; ++j)
+          dot += static_cast<double>(dyr[j]) * static_cast<double>(yr[j]);
+        for (int64_t j = 0; j < cols; ++j) {
+          const double yj = yr[j], dyj = dyr[j];
+          dxr[j] = static_cast<T>(yj * (dyj - dot));
+        }
       }
     }
   });

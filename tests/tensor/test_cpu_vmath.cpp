@@ -1,0 +1,118 @@
+// The vectorised GELU, GELU derivative and exp of tensor/cpu/vmath.h (SLEEF, each instruction
+// set the processor has) against the plain scalar loops in float64 and float32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tensor/cpu/vmath.h"
+#include "tensor/cpu/vmath_isa.h"
+
+namespace sdlora::test {
+namespace {
+
+using cpu::gelu_grad_scalar;
+using cpu::gelu_scalar;
+
+// A dense sweep of [-lo, hi] plus special values; 1001 + 8 values, so the tail is exercised.
+std::vector<float> sweep(double lo, double hi) {
+  std::vector<float> v;
+  for (int i = 0; i <= 1000; ++i) v.push_back(static_cast<float>(lo + (hi - lo) * i / 1000.0));
+  for (float s : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, -1e-6f, 30.0f, -30.0f}) v.push_back(s);
+  return v;
+}
+
+struct Loops {
+  std::string isa;
+  void (*gelu)(const float*, float*, int64_t);
+  void (*gelu_backward)(const float*, const float*, float*, int64_t);
+  void (*exp)(const double*, double*, int64_t);
+};
+
+std::vector<Loops> loops_to_test() {
+  std::vector<Loops> l = {{"dispatched", cpu::gelu_f32, cpu::gelu_backward_f32, cpu::exp_f64}};
+#if defined(SDLORA_VMATH_X86)
+  l.push_back({"sse2", cpu::sse2::gelu_f32, cpu::sse2::gelu_backward_f32, cpu::sse2::exp_f64});
+  if (cpu::avx2_usable())
+    l.push_back({"avx2", cpu::avx2::gelu_f32, cpu::avx2::gelu_backward_f32, cpu::avx2::exp_f64});
+#endif
+  return l;
+}
+
+// |got - want| <= rtol |want| + atol
+::testing::AssertionResult close(double got, double want, double rtol, double atol, double x) {
+  if (std::fabs(got - want) <= rtol * std::fabs(want) + atol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "at x = " << x << ": got " << got << ", want " << want;
+}
+
+// The tolerances of the float32 op tests (tests/tensor/test_ops_elementwise.cpp): the vector
+// loops must meet the float64 reference as the plain float32 loop does.
+constexpr double kRtol = 1e-6, kAtol = 1e-7;
+
+TEST(CpuVmath, GeluMatchesTheScalarLoops) {
+  const std::vector<float> x = sweep(-10.0, 10.0);
+  const auto n = static_cast<int64_t>(x.size());
+  for (const Loops& l : loops_to_test()) {
+    SCOPED_TRACE(l.isa);
+    std::vector<float> y(x.size());
+    l.gelu(x.data(), y.data(), n);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = gelu_scalar(static_cast<double>(x[i]));
+      ASSERT_TRUE(close(y[i], want, kRtol, kAtol, x[i]));
+      // and the plain float32 loop, which the float32 tests held to the same tolerance
+      ASSERT_TRUE(close(y[i], gelu_scalar(x[i]), 2 * kRtol, 2 * kAtol, x[i]));
+    }
+    std::vector<float> inplace = x;  // y == x is allowed
+    l.gelu(inplace.data(), inplace.data(), n);
+    EXPECT_EQ(inplace, y);
+  }
+}
+
+TEST(CpuVmath, GeluBackwardMatchesTheScalarLoops) {
+  const std::vector<float> x = sweep(-10.0, 10.0);
+  std::vector<float> dy(x.size());
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<float>(std::sin(0.37 * i) * 2.0);
+  for (const Loops& l : loops_to_test()) {
+    SCOPED_TRACE(l.isa);
+    std::vector<float> dx(x.size());
+    l.gelu_backward(x.data(), dy.data(), dx.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = static_cast<double>(dy[i]) * gelu_grad_scalar(static_cast<double>(x[i]));
+      ASSERT_TRUE(close(dx[i], want, kRtol, kAtol, x[i]));
+      ASSERT_TRUE(close(dx[i], dy[i] * gelu_grad_scalar(x[i]), 2 * kRtol, 2 * kAtol, x[i]));
+    }
+  }
+}
+
+TEST(CpuVmath, ExpMatchesStdExp) {
+  std::vector<double> x;
+  for (int i = 0; i <= 2001; ++i) x.push_back(-700.0 + 1400.0 * i / 2001.0);
+  x.push_back(0.0);
+  x.push_back(-std::numeric_limits<double>::infinity());  // exp(-inf - max) of a masked entry
+  for (const Loops& l : loops_to_test()) {
+    SCOPED_TRACE(l.isa);
+    std::vector<double> y(x.size());
+    l.exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_TRUE(close(y[i], std::exp(x[i]), 4e-16, 0, x[i]));
+    for (int64_t n : {0, 1, 3, 5}) {  // short arrays: only the padded tail; nothing past n written
+      std::vector<double> out(8, 42.0);
+      l.exp(x.data(), out.data(), n);
+      for (int64_t i = 0; i < 8; ++i)
+        EXPECT_EQ(out[static_cast<size_t>(i)], i < n ? y[static_cast<size_t>(i)] : 42.0);
+    }
+  }
+}
+
+TEST(CpuVmath, NamesTheInstructionSet) {
+  const std::string isa = cpu::vmath_isa();
+#if defined(SDLORA_VMATH_X86)
+  EXPECT_EQ(isa, cpu::avx2_usable() ? "avx2" : "sse2");
+#else
+  EXPECT_EQ(isa, "scalar");
+#endif
+}
+
+}  // namespace
+}  // namespace sdlora::test
