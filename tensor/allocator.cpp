@@ -1,5 +1,5 @@
-// The caching pool and the CPU allocator; the CUDA device and pinned pools live in
-// tensor/cuda/context.cpp.
+// The caching pool and the CPU allocator (a caching pool over posix_memalign); the CUDA device
+// and pinned pools live in tensor/cuda/context.cpp.
 #include "tensor/allocator.h"
 
 #include <algorithm>
@@ -19,17 +19,23 @@ constexpr size_t kAlignment = 64;
 
 std::string human_bytes(int64_t b) {
   char buf[64];
-  if (b >= (int64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
-  else if (b >= (int64_t{1} << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / 1048576.0);
-  else std::snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(b));
+  if (b >= (int64_t{1} << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
+  else if (b >= (int64_t{1} << 20))
+    std::snprintf(buf, sizeof buf, "%.2f MiB", b / 1048576.0);
+  else
+    std::snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(b));
   return buf;
 }
 }  // namespace
 
 CachingPool::CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache,
                          bool exact)
-    : name_(std::move(name)), raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)),
-      cache_(cache && !exact), exact_(exact) {}
+    : name_(std::move(name)),
+      raw_alloc_(std::move(raw_alloc)),
+      raw_free_(std::move(raw_free)),
+      cache_(cache && !exact),
+      exact_(exact) {}
 
 bool CachingPool::caching_disabled_by_environment() {
   const char* v = std::getenv("SDLORA_NO_CACHING_ALLOCATOR");
@@ -37,7 +43,8 @@ bool CachingPool::caching_disabled_by_environment() {
 }
 
 CachingPool::~CachingPool() {
-  // Blocks still in use belong to tensors outliving the pool (static destruction order); leave them.
+  // Blocks still in use belong to tensors outliving the pool (static destruction order); leave
+  // them.
   empty_cache();
 }
 
@@ -92,7 +99,7 @@ void CachingPool::release(void* ptr) {
   const size_t cls = it->second;
   in_use_.erase(it);
   stats_.live_bytes -= static_cast<int64_t>(cls);
-  if (cache_) {
+  if (cache_ && static_cast<size_t>(stats_.cached_bytes) + cls <= cache_limit_) {
     free_.emplace(cls, ptr);
     stats_.cached_bytes += static_cast<int64_t>(cls);
   } else {
@@ -112,23 +119,38 @@ MemoryStats CachingPool::stats() const {
   return stats_;
 }
 
+void CachingPool::set_cache_limit(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_limit_ = bytes;
+}
+
 void CachingPool::reset_peak() {
   std::lock_guard<std::mutex> lock(mu_);
   stats_.peak_bytes = stats_.live_bytes;
 }
 
 namespace {
-// Never destroyed: tensors held by other statics may be released after main() returns.
-CachingPool& cpu_pool() {
-  static CachingPool* pool = new CachingPool(
+// What the CPU pool keeps for reuse at most: far above a training step's working set for the
+// models of docs/performance.md, small beside a machine's memory.
+constexpr size_t kCpuCacheLimit = size_t{2} << 30;
+
+CachingPool* make_cpu_pool() {
+  auto* pool = new CachingPool(
       "cpu",
       [](size_t bytes) -> void* {
         // posix_memalign takes any size (the exact sizes of SDLORA_NO_CACHING_ALLOCATOR=1).
         void* p = nullptr;
         return posix_memalign(&p, kAlignment, bytes) == 0 ? p : nullptr;
       },
-      [](void* p) { std::free(p); }, /*cache=*/false,
+      [](void* p) { std::free(p); }, /*cache=*/true,
       /*exact=*/CachingPool::caching_disabled_by_environment());
+  pool->set_cache_limit(kCpuCacheLimit);
+  return pool;
+}
+
+// Never destroyed: tensors held by other statics may be released after main() returns.
+CachingPool& cpu_pool() {
+  static CachingPool* pool = make_cpu_pool();
   return *pool;
 }
 

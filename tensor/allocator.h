@@ -15,11 +15,11 @@
 namespace sdlora {
 
 struct MemoryStats {
-  int64_t live_bytes = 0;        // bytes held by live tensors (rounded to the size class, or
-                                 // exact with the caching allocator off)
-  int64_t peak_bytes = 0;        // the most live_bytes since the last reset_peak
-  int64_t cached_bytes = 0;      // bytes freed by tensors and kept for reuse
-  int64_t allocations = 0;       // allocate() calls
+  int64_t live_bytes = 0;          // bytes held by live tensors (rounded to the size class, or
+                                   // exact with the caching allocator off)
+  int64_t peak_bytes = 0;          // the most live_bytes since the last reset_peak
+  int64_t cached_bytes = 0;        // bytes freed by tensors and kept for reuse
+  int64_t allocations = 0;         // allocate() calls
   int64_t system_allocations = 0;  // calls that reached the system allocator (cache misses)
 };
 
@@ -27,6 +27,10 @@ struct MemoryStats {
 // request); a freed block goes to the free list of its class and serves the next request of that
 // class. When the raw allocator fails, the cache is released and the request retried once; if it
 // fails again the error names the pool, the request and the pool's state. Thread-safe.
+//
+// The process's CPU pool caches too (page faults and page clearing of fresh buffers cost a CPU
+// step as much as cudaMalloc would a GPU one), up to a limit (set_cache_limit) past which freed
+// blocks go back to the system.
 //
 // exact = true (the process's CPU, pinned and device pools set it from the environment switch
 // SDLORA_NO_CACHING_ALLOCATOR=1, for compute-sanitizer and other memory checkers): the raw
@@ -37,7 +41,7 @@ class CachingPool {
   using RawAlloc = std::function<void*(size_t)>;  // nullptr on failure
   using RawFree = std::function<void(void*)>;
 
-  // cache = false frees blocks at once (used for plain CPU memory, which needs only counting).
+  // cache = false frees blocks at once.
   CachingPool(std::string name, RawAlloc raw_alloc, RawFree raw_free, bool cache,
               bool exact = false);
   ~CachingPool();
@@ -49,6 +53,9 @@ class CachingPool {
   void empty_cache();
   MemoryStats stats() const;
   void reset_peak();
+  // At most `bytes` kept in the free lists (default: no limit); a block freed past it is returned
+  // to the system at once.
+  void set_cache_limit(size_t bytes);
 
   static size_t size_class(size_t bytes);
   // Whether SDLORA_NO_CACHING_ALLOCATOR is set to 1 now (read when each process pool is created).
@@ -62,6 +69,7 @@ class CachingPool {
   RawFree raw_free_;
   bool cache_;
   bool exact_;  // exact sizes, no reuse (SDLORA_NO_CACHING_ALLOCATOR=1)
+  size_t cache_limit_ = SIZE_MAX;
   mutable std::mutex mu_;
   std::unordered_map<void*, size_t> in_use_;  // block -> size class
   std::multimap<size_t, void*> free_;         // size class -> cached block
