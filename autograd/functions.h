@@ -17,6 +17,12 @@ namespace sdlora {
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
 // x (..., in), w (out, in), b (out) or undefined -> (..., out) = x w^T + b. Fused node.
 Var linear(const Var& x, const Var& w, const Var& b = Var());
+// The same plus a residual (..., out): (x w^T + residual) + b, the residual being the product's
+// C input (no separate add). Fused node; the residual's gradient is dy.
+Var linear(const Var& x, const Var& w, const Var& b, const Var& residual);
+// gelu(x w^T + b), exact erf GELU, keeping the pre-activation for backward; the bias gradient
+// comes from the GELU backward's pass. Fused node.
+Var linear_gelu(const Var& x, const Var& w, const Var& b = Var());
 
 // ---- elementwise, numpy broadcasting (gradients summed back to each input's shape)
 Var add(const Var& a, const Var& b);

@@ -1,5 +1,6 @@
-// Fused differentiable ops with hand-written backward: linear (+bias), the scalar-magnitude
-// scale, LayerNorm, scaled-dot-product attention and cross-entropy over a column range.
+// Fused differentiable ops with hand-written backward: linear (+bias, +residual), linear + GELU,
+// the scalar-magnitude scale, LayerNorm, scaled-dot-product attention and cross-entropy over a
+// column range.
 #include <cmath>
 
 #include "autograd/functions.h"
@@ -8,31 +9,141 @@
 
 namespace sdlora {
 
-// ---- linear: y = x w^T + b over x (..., in), w (out, in), b (out)
-//   dx = dy w;  dw = dy^T x (rows flattened);  db = sum_rows dy
+// ---- linear: y = (x w^T + residual) + b over x (..., in), w (out, in), b (out), residual
+// (..., out), one fused tensor op (the bias and the residual in the product's epilogue)
+//   dx = dy w;  dw = dy^T x (rows flattened);  db = sum_rows dy (read in the dw product);
+//   dresidual = dy
 // Mixed precision (node.h): a float32 / bfloat16 pair of x and w computes on bfloat16; dx, dw
-// and db come back in the dtypes of x, w and b (the bias is read in its own dtype).
-Var linear(const Var& x, const Var& w, const Var& b) {
-  SDLORA_CHECK(x.ndim() >= 2 && w.ndim() == 2 && x.size(-1) == w.size(1), "linear: x ",
+// and db come back in the dtypes of x, w and b. Frozen inputs cost nothing: no gradient is
+// computed and nothing is saved for it (x only for dw, w only for dx).
+namespace {
+
+class LinearNode final : public Node {
+ public:
+  LinearNode(std::vector<Edge> edges, Tensor x, Tensor w, LinearGradRequest want, int bias_at,
+             int residual_at, DType residual_dtype)
+      : Node("linear", std::move(edges)),
+        want_(want),
+        bias_at_(bias_at),
+        residual_at_(residual_at),
+        residual_dtype_(residual_dtype) {
+    want_.dx = needs_grad(0);
+    want_.dw = needs_grad(1);
+    want_.db = bias_at_ >= 0 && needs_grad(static_cast<size_t>(bias_at_));
+    if (want_.dw) x_ = std::move(x);
+    if (want_.dx) w_ = std::move(w);
+  }
+
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    std::vector<Tensor> g(num_inputs());
+    LinearGrads r = linear_backward(dy, x_, w_, want_);
+    g[0] = std::move(r.dx);
+    g[1] = std::move(r.dw);
+    if (want_.db) g[static_cast<size_t>(bias_at_)] = std::move(r.db);
+    if (residual_at_ >= 0 && needs_grad(static_cast<size_t>(residual_at_)))
+      g[static_cast<size_t>(residual_at_)] = as_dtype(dy, residual_dtype_);
+    return g;
+  }
+  void release_saved() override { x_ = w_ = Tensor(); }
+
+ private:
+  Tensor x_, w_;
+  LinearGradRequest want_;
+  int bias_at_, residual_at_;
+  DType residual_dtype_;
+};
+
+// pre = x w^T + b, y = gelu(pre); saves pre, and x and w as LinearNode does.
+//   dpre = dy gelu'(pre) with db = sum_rows dpre in the same pass; then as linear.
+class LinearGeluNode final : public Node {
+ public:
+  LinearGeluNode(std::vector<Edge> edges, Tensor x, Tensor w, Tensor pre, LinearGradRequest want)
+      : Node("linear_gelu", std::move(edges)), pre_(std::move(pre)), want_(want) {
+    want_.dx = needs_grad(0);
+    want_.dw = needs_grad(1);
+    want_.db = num_inputs() > 2 && needs_grad(2);
+    if (want_.dw) x_ = std::move(x);
+    if (want_.dx) w_ = std::move(w);
+  }
+
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    std::vector<Tensor> g(num_inputs());
+    Tensor dpre;
+    if (want_.db) {
+      GeluBgradOut r = gelu_backward_bgrad(pre_, dy, want_.db_dtype);
+      dpre = std::move(r.dx);
+      g[2] = std::move(r.db);
+    } else {
+      dpre = gelu_backward(pre_, dy);
+    }
+    LinearGradRequest q = want_;
+    q.db = false;
+    LinearGrads r = linear_backward(dpre, x_, w_, q);
+    g[0] = std::move(r.dx);
+    g[1] = std::move(r.dw);
+    return g;
+  }
+  void release_saved() override { x_ = w_ = pre_ = Tensor(); }
+
+ private:
+  Tensor x_, w_, pre_;
+  LinearGradRequest want_;
+};
+
+void check_linear_args(const Var& x, const Var& w, const Var& b, const char* op) {
+  SDLORA_CHECK(x.defined() && w.defined(), op, ": x and weight must be defined");
+  SDLORA_CHECK(x.ndim() >= 2 && w.ndim() == 2 && x.size(-1) == w.size(1), op, ": x ",
                x.data().describe(), " and weight ", w.data().describe(),
                " should be (..., in) and (out, in)");
-  const DType cd = compute_dtype(x.data(), w.data()), dx_t = x.dtype(), dw_t = w.dtype();
+  if (b.defined())
+    SDLORA_CHECK(b.shape() == Shape{w.size(0)}, op, ": bias ", b.describe(), " should be [",
+                 w.size(0), "] for weight ", w.describe());
+}
+
+}  // namespace
+
+Var linear(const Var& x, const Var& w, const Var& b, const Var& residual) {
+  check_linear_args(x, w, b, "linear");
+  const DType cd = compute_dtype(x.data(), w.data());
   const Tensor X = as_dtype(x.data(), cd), W = as_dtype(w.data(), cd);
-  Tensor Y = matmul(X, W, false, true);
+  const Tensor R = residual.defined() ? as_dtype(residual.data(), cd) : Tensor();
+  Tensor Y = linear(X, W, b.defined() ? b.data() : Tensor(), R);
   std::vector<Var> inputs{x, w};
-  std::vector<Rule> rules{[=](const Tensor& dy) { return matmul(dy, W, false, false, dx_t); },
-                          [=](const Tensor& dy) {
-                            return matmul(dy.flatten_to_2d(), X.flatten_to_2d(), true, false, dw_t);
-                          }};
+  int bias_at = -1, residual_at = -1;
+  LinearGradRequest want;
+  want.dx_dtype = x.dtype();
+  want.dw_dtype = w.dtype();
   if (b.defined()) {
-    SDLORA_CHECK(b.shape() == Shape{W.size(0)}, "linear: bias ", b.describe(), " should be [",
-                 W.size(0), "] for weight ", W.describe());
-    add_(Y, b.data());  // bias broadcast over the rows, in place
+    bias_at = static_cast<int>(inputs.size());
     inputs.push_back(b);
-    const DType db_t = b.dtype();
-    rules.push_back([=](const Tensor& dy) { return sum(dy.flatten_to_2d(), 0, false, db_t); });
+    want.db_dtype = b.dtype();
   }
-  return record("linear", std::move(Y), inputs, std::move(rules));
+  DType residual_dtype = cd;
+  if (residual.defined()) {
+    residual_at = static_cast<int>(inputs.size());
+    inputs.push_back(residual);
+    residual_dtype = residual.dtype();
+  }
+  return record_node<LinearNode>(std::move(Y), inputs, X, W, want, bias_at, residual_at,
+                                 residual_dtype);
+}
+
+Var linear(const Var& x, const Var& w, const Var& b) { return linear(x, w, b, Var()); }
+
+Var linear_gelu(const Var& x, const Var& w, const Var& b) {
+  check_linear_args(x, w, b, "linear_gelu");
+  const DType cd = compute_dtype(x.data(), w.data());
+  const Tensor X = as_dtype(x.data(), cd), W = as_dtype(w.data(), cd);
+  LinearGeluOut r = linear_gelu(X, W, b.defined() ? b.data() : Tensor());
+  LinearGradRequest want;
+  want.dx_dtype = x.dtype();
+  want.dw_dtype = w.dtype();
+  std::vector<Var> inputs{x, w};
+  if (b.defined()) {
+    inputs.push_back(b);
+    want.db_dtype = b.dtype();
+  }
+  return record_node<LinearGeluNode>(std::move(r.y), inputs, X, W, std::move(r.pre), want);
 }
 
 // ---- scale: y = x s with s one element (a learnable magnitude)

@@ -1,4 +1,5 @@
-// Linear, LayerNorm, the patch convolution and the MLP.
+// Linear, LayerNorm, the patch convolution and the MLP, on the fused linear ops (bias, GELU and
+// residual in the product's epilogue).
 #include "nn/layers.h"
 
 #include <cmath>
@@ -33,6 +34,10 @@ void Linear::reset_parameters(Generator& gen) {
 }
 
 Var Linear::forward(const Var& x) const { return linear(x, weight_, bias_); }
+
+Var Linear::forward(const Var& x, const Var& residual) const {
+  return linear(x, weight_, bias_, residual);
+}
 
 // ---- LayerNorm
 
@@ -76,6 +81,12 @@ Mlp::Mlp(int64_t dim, int64_t hidden, Device device)
     : fc1_(register_module("fc1", std::make_shared<Linear>(dim, hidden, true, device))),
       fc2_(register_module("fc2", std::make_shared<Linear>(hidden, dim, true, device))) {}
 
-Var Mlp::forward(const Var& x) const { return fc2_->forward(gelu(fc1_->forward(x))); }
+Var Mlp::forward(const Var& x) const {
+  return fc2_->forward(linear_gelu(x, fc1_->weight(), fc1_->bias()));
+}
+
+Var Mlp::forward(const Var& x, const Var& residual) const {
+  return fc2_->forward(linear_gelu(x, fc1_->weight(), fc1_->bias()), residual);
+}
 
 }  // namespace sdlora

@@ -17,6 +17,8 @@ class Linear : public Module {
   // nn.Linear's default: weight and bias uniform in +-1/sqrt(in) (Kaiming-uniform, a = sqrt(5)).
   void reset_parameters(Generator& gen);
   Var forward(const Var& x) const;
+  // (x W^T + residual) + b, the residual (..., out) added in the product's epilogue.
+  Var forward(const Var& x, const Var& residual) const;
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
@@ -63,11 +65,14 @@ class PatchConv : public Module {
   Var weight_, bias_;
 };
 
-// The transformer MLP: fc1 (hidden, dim), exact GELU, fc2 (dim, hidden).
+// The transformer MLP: fc1 (hidden, dim), exact GELU, fc2 (dim, hidden); fc1 and the GELU are
+// one fused op (the pre-activation kept for backward).
 class Mlp : public Module {
  public:
   Mlp(int64_t dim, int64_t hidden, Device device = Device::cpu());
   Var forward(const Var& x) const;  // (..., dim) -> (..., dim)
+  // residual + mlp(x), the residual added in fc2's epilogue.
+  Var forward(const Var& x, const Var& residual) const;
 
   Linear& fc1() const { return *fc1_; }
   Linear& fc2() const { return *fc2_; }

@@ -68,7 +68,13 @@ Attention::Attention(int64_t dim, int64_t num_heads, bool qkv_bias, Device devic
                " is not a multiple of the number of heads ", num_heads);
 }
 
-Var Attention::forward(const Var& x) const {
+Var Attention::forward(const Var& x) const { return proj_->forward(heads_out(x)); }
+
+Var Attention::forward(const Var& x, const Var& residual) const {
+  return proj_->forward(heads_out(x), residual);
+}
+
+Var Attention::heads_out(const Var& x) const {
   SDLORA_CHECK(x.ndim() == 3 && x.size(2) == dim_, "Attention: input ", x.describe(),
                " should be (B, N, ", dim_, ")");
   const int64_t B = x.size(0), N = x.size(1), C = dim_, H = heads_, hd = C / H;
@@ -77,7 +83,7 @@ Var Attention::forward(const Var& x) const {
   if (adapter_) adapter_->adapt(x, q, v);
   auto heads = [&](const Var& t) { return permute(reshape(t, {B, N, H, hd}), {0, 2, 1, 3}); };
   const Var o = attention(heads(q), heads(k), heads(v));  // (B, H, N, hd)
-  return proj_->forward(reshape(permute(o, {0, 2, 1, 3}), {B, N, C}));
+  return reshape(permute(o, {0, 2, 1, 3}), {B, N, C});
 }
 
 // ---- block, patch embedding, block list
@@ -90,8 +96,9 @@ Block::Block(const ViTConfig& c, Device device)
       mlp_(register_module("mlp", std::make_shared<Mlp>(c.embed_dim, c.mlp_hidden(), device))) {}
 
 Var Block::forward(const Var& x) const {
-  const Var h = add(x, attn_->forward(norm1_->forward(x)));
-  return add(h, mlp_->forward(norm2_->forward(h)));
+  // Each residual add is the C input of the product before it (proj, fc2).
+  const Var h = attn_->forward(norm1_->forward(x), x);
+  return mlp_->forward(norm2_->forward(h), h);
 }
 
 PatchEmbed::PatchEmbed(const ViTConfig& c, Device device)

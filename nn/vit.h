@@ -53,6 +53,8 @@ class Attention : public Module {
  public:
   Attention(int64_t dim, int64_t num_heads, bool qkv_bias, Device device = Device::cpu());
   Var forward(const Var& x) const;  // (B, N, D) -> (B, N, D)
+  // residual + attention(x), the residual added in proj's epilogue.
+  Var forward(const Var& x, const Var& residual) const;
 
   Linear& qkv() const { return *qkv_; }
   Linear& proj() const { return *proj_; }
@@ -64,6 +66,7 @@ class Attention : public Module {
   int64_t dim_, heads_;
   std::shared_ptr<Linear> qkv_, proj_;
   std::shared_ptr<const QKVAdapter> adapter_;
+  Var heads_out(const Var& x) const;  // the heads' output before proj: (B, N, D)
 };
 
 // Pre-norm transformer block: x + attn(norm1(x)), then + mlp(norm2(x)).

@@ -40,6 +40,17 @@ struct GemmPlan {
   float alpha = 1.0f, beta = 0.0f;
 };
 
+// What a fused product does around op(A) op(B) (cuBLASLt epilogues on CUDA, loops around
+// OpenBLAS on the CPU); batch 1 only. With a residual, C = op(A) op(B) + residual (the residual
+// is the product's C input, alpha and beta ignored); then the bias (n) is added to every row.
+// bias_grad (m), when given, receives the sum over k of op(A) (cuBLASLt's BGRADB: the bias
+// gradient of a weight-gradient product dW = dY^T X, read from dY as it is streamed).
+struct GemmEpilogue {
+  const Tensor* bias = nullptr;
+  const Tensor* residual = nullptr;
+  Tensor* bias_grad = nullptr;
+};
+
 // A tensor seen as (outer, n, inner), reduced or indexed along n.
 struct AxisPlan {
   int64_t outer = 1, n = 1, inner = 1;
@@ -68,6 +79,14 @@ class Backend {
 
   // matrix products (float; a, b, c one dtype, or bfloat16 a and b with a float32 c on CUDA)
   virtual void gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) = 0;
+  // fused products (cpu/fused_linear.cpp, cuda/fused_linear.cu): a, b one dtype, c that dtype or
+  // float32 for bfloat16 a and b; bias, residual and bias_grad of c's dtype.
+  virtual void gemm_fused(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan,
+                          const GemmEpilogue& epilogue) = 0;
+  // dx = dy * gelu'(pre) (exact erf GELU) and db (cols) = the column sums of dx as stored, in one
+  // pass over pre and dy seen as (rows, cols); db float32 or the dtype of dx.
+  virtual void gelu_backward_bgrad(const Tensor& pre, const Tensor& dy, int64_t cols, Tensor& dx,
+                                   Tensor& db) = 0;
 
   // reductions along n of x seen as (outer, n, inner) -> out (outer, inner); out dtype is x's,
   // int64 for kArgmax (on CUDA sum, mean and max may write the other float dtype).

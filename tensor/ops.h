@@ -31,6 +31,39 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, DTyp
 void matmul_out(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a = false,
                 bool trans_b = false, float alpha = 1.0f, float beta = 0.0f);
 
+// ---- fused linear layers: one product and its epilogue (cuBLASLt epilogues on CUDA; on the CPU
+// the same steps as loops around OpenBLAS, which define the semantics). tensor/ops_linear.cpp.
+// x (..., K), w (N, K), b (N) or undefined, residual (..., N) or undefined -> (..., N):
+// (x w^T + residual) + b, the residual being the product's C input. x, w and the residual share
+// a dtype; b is float32 or that dtype.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b,
+              const Tensor& residual = Tensor());
+struct LinearGeluOut {
+  Tensor y;    // gelu(pre), exact erf GELU
+  Tensor pre;  // x w^T + b, kept for backward
+};
+LinearGeluOut linear_gelu(const Tensor& x, const Tensor& w, const Tensor& b);
+// Which gradients of y = x w^T + b to compute, and their dtypes (mixed precision: each input's
+// gradient in its own dtype). Frozen inputs ask for none.
+struct LinearGradRequest {
+  bool dx = false, dw = false, db = false;
+  DType dx_dtype = DType::kFloat32, dw_dtype = DType::kFloat32, db_dtype = DType::kFloat32;
+};
+struct LinearGrads {
+  Tensor dx;  // dy w: (..., K)
+  Tensor dw;  // dy^T x over the flattened rows: (N, K)
+  Tensor db;  // the row sums of dy: (N); read in the dw product when both are asked (BGRADB)
+};
+// dy (..., N); x is needed only for dw, w only for dx.
+LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                            const LinearGradRequest& want);
+struct GeluBgradOut {
+  Tensor dx;  // dy * gelu'(pre), dtype of pre
+  Tensor db;  // (C) column sums of dx as stored, dtype db_dtype
+};
+// pre, dy (..., C): the GELU backward and the bias gradient of the product before it, one pass.
+GeluBgradOut gelu_backward_bgrad(const Tensor& pre, const Tensor& dy, DType db_dtype);
+
 // ---- elementwise, with numpy broadcasting for the binary forms
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);

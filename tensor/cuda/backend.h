@@ -22,6 +22,11 @@ class CudaBackend final : public Backend {
   void gelu_backward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
   // matmul.cu
   void gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) override;
+  // fused_linear.cu
+  void gemm_fused(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan,
+                  const GemmEpilogue& epilogue) override;
+  void gelu_backward_bgrad(const Tensor& pre, const Tensor& dy, int64_t cols, Tensor& dx,
+                           Tensor& db) override;
   // reduce.cu
   void reduce(ReduceOp op, const Tensor& x, const AxisPlan& plan, Tensor& out) override;
   // softmax.cu
