@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses of tests/fuzz (clang, ASan + UBSan, build-fuzz/), writes their
+# seed corpora from the test fixtures, and runs each for SECONDS (default 60). Any crash, leak,
+# timeout (10 s on one input), out-of-memory (2 GB) or broken invariant fails the script; the
+# input that caused it is kept in build-fuzz/findings/<harness>/.
+#   scripts/fuzz.sh [SECONDS]         every harness
+#   FUZZERS="idx pickle" scripts/fuzz.sh 30
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+dir=build-fuzz
+all="safetensors checkpoint pickle cifar_binary idx image image_lists config state"
+fuzzers=${FUZZERS:-$all}
+
+CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DSDLORA_WERROR=ON -DSDLORA_CUDA=OFF -DSDLORA_FUZZ=ON -DSDLORA_BUILD_TESTS=OFF >/dev/null
+cmake --build "$dir" -j "$(nproc)" --target fuzz_make_corpus $(for f in $fuzzers; do echo fuzz_$f; done)
+
+rm -rf "$dir/seeds"
+"$dir/tests/fuzz/fuzz_make_corpus" "$dir/seeds" "$PWD"
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=""
+for f in $fuzzers; do
+  corpus="$dir/corpus/$f"
+  findings="$dir/findings/$f"
+  mkdir -p "$corpus" "$findings"
+  echo "== fuzz_$f for ${seconds}s"
+  if ! "$dir/tests/fuzz/fuzz_$f" "$corpus" "$dir/seeds/$f" -max_total_time="$seconds" \
+      -timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$findings/" \
+      -print_final_stats=1 2>"$dir/fuzz_$f.log"; then
+    tail -n 40 "$dir/fuzz_$f.log"
+    failed="$failed $f"
+  else
+    grep -E "stat::number_of_executed_units|Done" "$dir/fuzz_$f.log" | tail -n 2
+  fi
+done
+if [ -n "$failed" ]; then
+  echo "fuzzing found problems in:$failed (inputs in $dir/findings/)"
+  exit 1
+fi
+echo "fuzzing: no crash, leak or timeout in $fuzzers"
