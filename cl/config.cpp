@@ -161,7 +161,8 @@ const std::vector<Key>& keys() {
                   make_key("train_per_class", &Config::train_per_class),
                   make_key("test_per_class", &Config::test_per_class),
                   make_key("cache_mb", &Config::cache_mb), make_key("threads", &Config::threads),
-                  make_key("log_every", &Config::log_every), make_key("tf32", &Config::tf32),
+                  make_key("log_every", &Config::log_every), make_key("max_image_pixels", &Config::max_image_pixels),
+                  make_key("tf32", &Config::tf32),
                   make_key("precision", &Config::precision),
                   make_key("class_order_seed", &Config::class_order_seed)})
       t.push_back(std::move(k));
@@ -373,6 +374,8 @@ void Config::validate() const {
                "config key 'device': expected auto, cpu, cuda or cuda:N, got '", device, "'");
   SDLORA_CHECK(threads >= 0, "config key 'threads': must be >= 0, got ", threads);
   SDLORA_CHECK(log_every >= 0, "config key 'log_every': must be >= 0, got ", log_every);
+  SDLORA_CHECK(max_image_pixels >= 0, "config key 'max_image_pixels': must be >= 0, got ",
+               max_image_pixels);
 }
 
 Device Config::resolved_device() const {

@@ -73,6 +73,7 @@ struct Config {
   std::string device = "auto";     // auto (cuda when a GPU is present, else cpu) | cpu | cuda | cuda:N
   int64_t threads = 0;             // CPU threads (0 = the library default); applied by the caller
   int64_t log_every = 0;           // batches between progress lines in log.txt (0 = per epoch only)
+  int64_t max_image_pixels = 89478485;  // image folders: larger images are refused (0 = no limit)
   bool tf32 = true;                // TF32 tensor cores for float32 products on CUDA
   std::string precision = "fp32";  // fp32 | bf16 (mixed precision: nn/precision.h)
   int64_t class_order_seed = -1;   // the class order's seed (-1: seed), fixed across `seeds`

@@ -26,3 +26,8 @@ run_suite build -DSDLORA_CUDA=AUTO
 if [ "${1:-}" != "--quick" ]; then
   run_suite build-cpu -DSDLORA_CUDA=OFF
 fi
+if [ "${1:-}" != "--quick" ]; then
+  # The CPU suite once under ASan + UBSan (clang), then every fuzzer for 20 s.
+  CC=clang CXX=clang++ run_suite build-asan -DSDLORA_CUDA=OFF -DSDLORA_SANITIZE=ON
+  scripts/fuzz.sh 20
+fi
