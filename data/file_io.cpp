@@ -4,11 +4,14 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "tensor/error.h"
 
@@ -76,9 +79,29 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     f.close();
     SDLORA_CHECK(f.good(), "error writing ", tmp);
   }
+  crash_point(path, false);
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   SDLORA_CHECK(!ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+  crash_point(path, true);
+}
+
+void crash_point(const std::string& path, bool after_rename) {
+  static const char* spec = std::getenv("SDLORA_CRASH_AT");
+  if (spec == nullptr || *spec == '\0') return;
+  static std::mutex mutex;
+  static std::map<std::string, int64_t> writes;  // per file name, counted before the rename
+  const std::string name = std::filesystem::path(path).filename().string();
+  const std::string s(spec);
+  const size_t c1 = s.find(':'), c2 = s.rfind(':');
+  if (c1 == std::string::npos || c2 == c1 || s.compare(0, c1, name) != 0 || c1 != name.size())
+    return;
+  const int64_t n = std::atoll(s.substr(c1 + 1, c2 - c1 - 1).c_str());
+  const bool want_after = s.compare(c2 + 1, std::string::npos, "after") == 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  int64_t& count = writes[name];
+  if (!after_rename) ++count;
+  if (count == n && want_after == after_rename) std::_Exit(86);
 }
 
 }  // namespace sdlora::data

@@ -17,4 +17,10 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path);
 // never sees half a file); throws naming the path.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Crash testing (scripts/crash-test.sh): with SDLORA_CRASH_AT=<file name>:<n>:<before|after> in
+// the environment, the n-th atomic write (from 1) of a file of that name (no folder) in this
+// process ends the process with _exit(86) just before or just after its rename. Called by
+// write_file_atomic and by save_safetensors (nn/safetensors.cpp reads the same variable).
+void crash_point(const std::string& path, bool after_rename);
+
 }  // namespace sdlora::data

@@ -49,12 +49,23 @@ void check_jpeg_complete(const std::vector<uint8_t>& b, const std::string& name)
                b.size(), " bytes)");
 }
 
-// A complete PNG ends with an IEND chunk: 4 length bytes (0), "IEND", 4 CRC bytes.
+// A complete PNG is a chain of chunks (4 length bytes, 4 type bytes, data, 4 CRC bytes) ending
+// with IEND. Every chunk must fit in the file: stb_image trusts IDAT lengths and grows its buffer
+// to them (a 170-byte file could ask for 2 GB). Trailing bytes after IEND are allowed.
 void check_png_complete(const std::vector<uint8_t>& b, const std::string& name) {
-  static const uint8_t kIend[4] = {'I', 'E', 'N', 'D'};
-  const auto it = std::find_end(b.begin() + 8, b.end(), kIend, kIend + 4);
-  SDLORA_CHECK(it != b.end() && b.end() - it >= 8, "truncated PNG ", name,
-               ": the file ends before its IEND chunk (", b.size(), " bytes)");
+  size_t pos = 8;
+  while (b.size() - pos >= 8) {
+    const uint32_t len = (uint32_t{b[pos]} << 24) | (uint32_t{b[pos + 1]} << 16) |
+                         (uint32_t{b[pos + 2]} << 8) | b[pos + 3];
+    const std::string type(reinterpret_cast<const char*>(b.data() + pos + 4), 4);
+    SDLORA_CHECK(len <= 0x7fffffffu && b.size() - pos - 8 >= uint64_t{len} + 4, "truncated PNG ",
+                 name, ": its chunk at byte ", pos, " announces ", len,
+                 " bytes, more than the file holds (", b.size(), " bytes)");
+    if (type == "IEND") return;
+    pos += 12 + static_cast<size_t>(len);
+  }
+  SDLORA_THROW("truncated PNG ", name, ": the file ends before its IEND chunk (", b.size(),
+               " bytes)");
 }
 
 struct StbFree {

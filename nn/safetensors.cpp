@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -65,6 +67,23 @@ const char* dtype_tag(DType t) {
 
 // Tensors of the project have at most 8 dimensions (tensor/backend.h's kMaxDims).
 constexpr size_t kMaxRank = 8;
+
+// Crash testing, as data/file_io.h's crash_point (the same SDLORA_CRASH_AT variable): the n-th
+// save of a file of that name ends the process just before or after its rename.
+void crash_point(const std::string& path, bool after_rename) {
+  static const char* spec = std::getenv("SDLORA_CRASH_AT");
+  if (spec == nullptr || *spec == '\0') return;
+  static int64_t count = 0;
+  const std::string name = std::filesystem::path(path).filename().string();
+  const std::string s(spec);
+  const size_t c1 = s.find(':'), c2 = s.rfind(':');
+  if (c1 == std::string::npos || c2 == c1 || c1 != name.size() || s.compare(0, c1, name) != 0)
+    return;
+  if (!after_rename) ++count;
+  const bool want_after = s.compare(c2 + 1, std::string::npos, "after") == 0;
+  if (count == std::atoll(s.substr(c1 + 1, c2 - c1 - 1).c_str()) && want_after == after_rename)
+    std::_Exit(86);
+}
 
 }  // namespace
 
@@ -203,7 +222,9 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     out.flush();
     SDLORA_CHECK(out.good(), "writing safetensors file '", tmp, "' failed (disk full?)");
   }
+  crash_point(path, false);
   SDLORA_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '", path, "'");
+  crash_point(path, true);
 }
 
 }  // namespace sdlora
