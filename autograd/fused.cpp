@@ -161,7 +161,8 @@ Var scale(const Var& x, const Var& s) {
                  [=](const Tensor& dy) { return sum(mul(dy, X, acc), st).reshape(ss); }});
 }
 
-// ---- LayerNorm over the last dimension: the tensor library's kernels give all three gradients
+// ---- LayerNorm over the last dimension: the tensor library's kernels give all three gradients,
+// or dx alone when the weight and bias are frozen
 namespace {
 class LayerNormNode final : public Node {
  public:
@@ -173,6 +174,8 @@ class LayerNormNode final : public Node {
         rstd_(std::move(rstd)) {}
 
   std::vector<Tensor> backward(const Tensor& dy) override {
+    if (!needs_grad(1) && !needs_grad(2))  // frozen weight and bias: dx alone
+      return {layernorm_backward_dx(dy, x_, w_, mean_, rstd_), Tensor(), Tensor()};
     LayerNormGrads g = layernorm_backward(dy, x_, w_, mean_, rstd_);
     return {needs_grad(0) ? g.dx : Tensor(), needs_grad(1) ? g.dw : Tensor(),
             needs_grad(2) ? g.db : Tensor()};

@@ -126,6 +126,10 @@ struct LayerNormGrads {
 };
 LayerNormGrads layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                   const Tensor& mean, const Tensor& rstd);
+// dx alone, for a LayerNorm whose weight and bias are frozen: no dw / db sums over the rows.
+// dx agrees with layernorm_backward's to float rounding (tensor/ops_fused_norm.cpp).
+Tensor layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
+                             const Tensor& mean, const Tensor& rstd);
 
 // ---- layout (materialising)
 Tensor permute(const Tensor& x, const std::vector<int64_t>& perm);

@@ -72,6 +72,18 @@ TEST(FusedLinearGrad, FrozenWeightsGetNoGradient) {
   EXPECT_TRUE(all_close(x.grad(), x2.grad(), 0.0, 0.0, "dx frozen vs trainable"));
 }
 
+// A frozen LayerNorm's node computes dx alone; it matches the trainable one's dx.
+TEST(FusedLinearGrad, FrozenLayerNormGivesTheSameInputGradient) {
+  const Tensor X = random_tensor({3, 9}, 24), W = random_tensor({9}, 25, 0.5, 1.5),
+               B = random_tensor({9}, 26);
+  Var x(X, true), w(W, false), b(B, false), x2(X, true), w2(W, true), b2(B, true);
+  const Tensor R = random_tensor({3, 9}, 27);
+  backward(sum(mul(layernorm(x, w, b, 1e-6), Var(R))));
+  backward(sum(mul(layernorm(x2, w2, b2, 1e-6), Var(R))));
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_TRUE(all_close(x.grad(), x2.grad(), 1e-6, 1e-6, "dx frozen vs trainable"));
+}
+
 // bfloat16 weights with a float32 input: each gradient in its input's own dtype.
 TEST(FusedLinearGrad, MixedPrecisionGradientsKeepTheirDtypes) {
   const DType h = DType::kBFloat16;
