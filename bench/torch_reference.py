@@ -14,9 +14,11 @@ after warm-up, on random data; in eager mode and, where this PyTorch has it, tor
 JSON object per mode on stdout (a list). bench/compare.py runs both programs and prints a table.
 
   python3 bench/torch_reference.py [--device cpu|cuda] [--batch N] [--preset NAME] [--image N]
-      [--patch N] [--width N] [--depth N] [--heads N] [--steps N] [--warmup N]
+      [--patch N] [--width N] [--depth N] [--heads N] [--mlp-ratio R] [--steps N] [--warmup N]
       [--precision fp32|bf16] [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S]
-      [--modes eager,compile]
+      [--modes eager,compile] [--threads N]
+
+--threads N sets PyTorch's intra-op threads on the CPU (torch.set_num_threads; 0: its default).
 """
 import argparse
 import json
@@ -30,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PRESETS = {  # width, depth, heads (patch 16, image 224, MLP ratio 4)
+PRESETS = {  # width, depth, heads (patch 16, image 224, MLP ratio 4 unless --mlp-ratio)
     "vit_base_patch16_224": (768, 12, 12),
     "vit_small_patch16_224": (384, 12, 6),
     "vit_tiny_patch16_224": (192, 12, 3),
@@ -92,15 +94,15 @@ def attention(q, k, v):
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads, rank, past, alphas):
+    def __init__(self, dim, heads, rank, past, alphas, hidden):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn_qkv = SDLoRAQKV(dim, rank, past, alphas)
         self.attn_proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = nn.Linear(dim, 4 * dim)
-        self.fc2 = nn.Linear(4 * dim, dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
         self.merged = None  # dense qkv weight for inference
 
     def forward(self, x):
@@ -114,14 +116,14 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, image, patch, dim, depth, heads, classes, rank, past):
+    def __init__(self, image, patch, dim, depth, heads, classes, rank, past, hidden):
         super().__init__()
         self.patch_embed = nn.Conv2d(3, dim, patch, patch)
         n = (image // patch) ** 2
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 1e-6)
         self.pos_embed = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
         self.alphas = nn.ParameterList([nn.Parameter(torch.ones(())) for _ in range(past + 1)])
-        self.blocks = nn.ModuleList([Block(dim, heads, rank, past, self.alphas) for _ in range(depth)])
+        self.blocks = nn.ModuleList([Block(dim, heads, rank, past, self.alphas, hidden) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, classes)
 
@@ -175,9 +177,10 @@ def run(args, mode):
     width, depth, heads = PRESETS[args.preset]
     width, depth, heads = args.width or width, args.depth or depth, args.heads or heads
     image, patch = args.image or 224, args.patch or 16
+    hidden = int(width * (args.mlp_ratio or 4.0))  # as ViTConfig::mlp_hidden
     col_begin = args.past * args.classes_per_task
     col_end = col_begin + args.classes_per_task
-    model = ViT(image, patch, width, depth, heads, col_end, args.rank, args.past).to(device)
+    model = ViT(image, patch, width, depth, heads, col_end, args.rank, args.past, hidden).to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     params = model.trainable()
@@ -241,7 +244,7 @@ def run(args, mode):
         "precision": args.precision,
         "tf32": device.type == "cuda" and args.precision == "fp32",
         "model": {"preset": args.preset, "image": image, "patch": patch, "width": width, "depth": depth,
-                  "heads": heads, "mlp_hidden": 4 * width, "classes": col_end},
+                  "heads": heads, "mlp_hidden": hidden, "classes": col_end},
         "adapters": {"mode": "paper", "rank": args.rank, "past_components": args.past,
                      "loss_classes": [col_begin, col_end], "trainable_parameters": n_trainable},
         "optimizer": {"type": "sgd", "lr": args.lr, "momentum": 0.9},
@@ -263,6 +266,7 @@ def parse_args(argv=None):
     p.add_argument("--preset", default="vit_base_patch16_224", choices=sorted(PRESETS))
     for k in ("image", "patch", "width", "depth", "heads"):
         p.add_argument(f"--{k}", type=int, default=0)
+    p.add_argument("--mlp-ratio", type=float, default=0.0, help="MLP hidden width over width (0: 4)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
@@ -272,11 +276,14 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="eager,compile")
+    p.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (0: PyTorch's default)")
     return p.parse_args(argv)
 
 
 def main():
     args = parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     out = []
     for mode in args.modes.split(","):
         if mode not in ("eager", "compile"):
