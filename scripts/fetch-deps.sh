@@ -51,7 +51,7 @@ done
 
 rm -rf .deps/debs
 mkdir -p .deps/debs
-(cd .deps/debs && apt-get download "${queue[@]}" 2>&1 | grep -v "^Get:" || true)
+(cd .deps/debs && apt-get download "${queue[@]}" 2>&1 | grep -v -e "^Get:" -e "unsandboxed" || true)
 missing=""
 for p in "${queue[@]}"; do ls .deps/debs/"${p}"_*.deb >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
