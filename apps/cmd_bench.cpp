@@ -1,28 +1,32 @@
-// sdlora bench: the figure users care about (docs/performance.md): an SD-LoRA training step during task 2
-// (two frozen components and the current pair, rank 10, on q and v of every block) and merged
-// inference, on random weights and random data, timed by wall clock after synchronising, median
-// over steps; one JSON object on stdout. bench/torch_reference.py measures the same in PyTorch
+// sdlora bench: the figure users care about (docs/performance.md): the trainer's own SD-LoRA
+// training step (cl/train_step.h) during task 2 (two frozen components and the current pair,
+// rank 10, on q and v of every block; the growing head; the loss over the current task's
+// columns; SGD) and merged inference with the head, on random weights and random data, timed by
+// wall clock after synchronising, median over steps; one JSON object on stdout. bench/torch_reference.py measures the same in PyTorch
 // and bench/compare.py runs both.
 //
 //   sdlora bench [--device cpu|cuda] [--batch N] [--preset NAME] [--image N] [--patch N]
-//                [--width N] [--depth N] [--heads N] [--steps N] [--warmup N] [--precision fp32|bf16]
+//                [--width N] [--depth N] [--heads N] [--mlp-ratio R] [--steps N] [--warmup N] [--precision fp32|bf16]
 //                [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S] [--[no-]tf32]
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "cl/head.h"
+#include "cl/learner.h"
+#include "cl/train_step.h"
 #include "autograd/functions.h"
 #include "nn/optim.h"
 #include "nn/sdlora.h"
 #include "nn/vit.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/timing.h"
 
 namespace sdlora::apps {
 
@@ -34,22 +38,13 @@ struct BenchOptions {
   std::string precision = "fp32";
   int64_t batch = 128;
   int64_t image = 0, patch = 0, width = 0, depth = 0, heads = 0;  // 0: the preset's
+  double mlp_ratio = 0;                                            // 0: the preset's
   int64_t steps = 10, warmup = 2;
   int64_t rank = 10, past = 2, classes_per_task = 10;
   double lr = 0.01;
   uint64_t seed = 0;
   bool tf32 = true;  // TF32 tensor cores for float32 products; CUDA only
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 int64_t max_rss_bytes() {
   rusage u{};
@@ -64,9 +59,9 @@ std::vector<double> time_runs(int64_t warmup, int64_t steps, const char* what, F
   for (int64_t i = 0; i < warmup; ++i) body();
   std::vector<double> ms;
   for (int64_t i = 0; i < steps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const Stopwatch clock;
     body();
-    ms.push_back(ms_since(t0));
+    ms.push_back(clock.ms());
     std::cerr << "sdlora bench: " << what << " " << i + 1 << "/" << steps << ": " << ms.back()
               << " ms\n";
   }
@@ -80,6 +75,7 @@ ViTConfig bench_config(const BenchOptions& o, int64_t num_classes) {
   if (o.width) c.embed_dim = o.width;
   if (o.depth) c.depth = o.depth;
   if (o.heads) c.num_heads = o.heads;
+  if (o.mlp_ratio > 0) c.mlp_ratio = o.mlp_ratio;
   c.validate();
   return c;
 }
@@ -93,37 +89,43 @@ void run_bench(const BenchOptions& o) {
   const bool tf32 = device.is_cuda() && o.tf32;
   set_allow_tf32(tf32);
 
-  // Task `past` of a class-incremental stream: `past` earlier tasks, each classes_per_task wide.
+  // Task `past` of a class-incremental stream, built as the trainer builds it: the learner's
+  // adapters (`past` frozen components and the current pair), the growing head (classes_per_task
+  // rows per task, the current task's trainable), the config's optimizer; the step is the
+  // trainer's own (cl/train_step.h): loss over the current task's columns, backward, SGD.
   const int64_t col_begin = o.past * o.classes_per_task, col_end = col_begin + o.classes_per_task;
-  const ViTConfig c = bench_config(o, col_end);
+  const ViTConfig c = bench_config(o, 0);
+  cl::Config cfg;
+  cfg.method = "sdlora";
+  cfg.sdlora_mode = "paper";
+  cfg.rank = o.rank;
+  cfg.optimizer = "sgd";
+  cfg.momentum = 0.9;
+  cfg.weight_decay = 0.0;
   Generator gen(o.seed);
   ViT vit(c, device);
   vit.init_weights(gen);
   vit.set_precision(parse_precision(o.precision));  // bf16: backbone and activations in bfloat16
-  SDLoRA adapters(vit, SDLoRAMode::kPaper);
+  const std::unique_ptr<cl::Learner> learner = cl::make_learner(cfg, vit);
+  const SDLoRA& adapters = *learner->adapters();
+  cl::GrowingHead head(c.embed_dim, device);
   auto randomise_current = [&] {  // non-zero up factors, as after training
     for (int64_t p = 0; p < adapters.num_projections(); ++p) {
       Tensor up = adapters.projection(p).current_up().data();
       up.copy_(gen.normal(up.shape(), 0.0, 0.02, DType::kFloat32, device));
     }
   };
-  for (int64_t k = 0; k < o.past; ++k) {
-    adapters.begin_task(o.rank, gen);
+  for (int64_t k = 0; k <= o.past; ++k) {
+    head.grow(o.classes_per_task, gen);
+    learner->begin_task(k, gen);  // freezes the previous task's pair
     randomise_current();
-    adapters.end_task();
+    if (k < o.past) learner->end_task(k);
   }
-  adapters.begin_task(o.rank, gen);
-  randomise_current();
-
-  std::vector<Var> trainable = adapters.trainable_parameters();
-  trainable.push_back(vit.head().weight());
-  trainable.push_back(vit.head().bias());
+  std::vector<Var> trainable = learner->trainable_parameters();
+  for (const Var& v : head.trainable_parameters()) trainable.push_back(v);
   int64_t trainable_numel = 0;
   for (const Var& v : trainable) trainable_numel += v.numel();
-  SGDOptions sgd;
-  sgd.lr = o.lr;
-  sgd.momentum = 0.9;
-  SGD optimizer(trainable, sgd);
+  const std::unique_ptr<Optimizer> optimizer = cl::make_optimizer(cfg, trainable, o.lr);
 
   // Random data (never zeros): images uniform in [0, 1), labels among the current task's classes.
   const Tensor images =
@@ -134,30 +136,29 @@ void run_bench(const BenchOptions& o) {
                                                          o.classes_per_task - 1));
   const Tensor labels = Tensor::from_vector<int64_t>(label_values, {o.batch}, device);
 
-  // ---- training step: forward, loss over the current task's classes, backward, SGD.
-  std::vector<double> losses;
+  // ---- training step: the trainer's step, the loss left on the device (read back at the end).
+  cl::LossWindow window(device, o.warmup + o.steps);
   auto train_step = [&] {
-    optimizer.zero_grad();
-    const ViTOutput out = vit.forward(images);
-    const Var loss = cross_entropy(out.logits, labels, col_begin, col_end);
-    backward(loss);
-    optimizer.step();
+    cl::train_step([&] { return cl::task_loss(vit, head, images, labels, col_begin, col_end); },
+                   *optimizer, window, o.batch);
     synchronize(device);
-    losses.push_back(loss.data().item());
   };
   synchronize(device);
   const int64_t train_live = memory_stats(device).live_bytes;
   reset_peak_memory(device);
   const std::vector<double> train_ms = time_runs(o.warmup, o.steps, "train step", train_step);
   const int64_t train_peak = memory_stats(device).peak_bytes;
+  window.read("the benchmark's steps");
+  const std::vector<double>& losses = window.batch_losses();
 
-  // ---- merged inference: the adapters folded into the qkv weights, no graph recorded.
+  // ---- merged inference: the adapters folded into the qkv weights, then the head, as `sdlora
+  // eval` and an exported model run it; no graph recorded.
   std::unique_ptr<ViT> merged = adapters.merged_vit();
   merged->set_precision(vit.precision());
   merged->eval();
   auto infer = [&] {
     NoGradGuard no_grad;
-    merged->forward(images);
+    head.forward(merged->forward(images).features);
     synchronize(device);
   };
   synchronize(device);
@@ -175,7 +176,7 @@ void run_bench(const BenchOptions& o) {
   j["tf32"] = tf32;
   j["model"] = {{"preset", o.preset},       {"image", c.image_size}, {"patch", c.patch_size},
                 {"width", c.embed_dim},     {"depth", c.depth},      {"heads", c.num_heads},
-                {"mlp_hidden", c.mlp_hidden()}, {"classes", c.num_classes}};
+                {"mlp_hidden", c.mlp_hidden()}, {"classes", col_end}};
   j["adapters"] = {{"mode", "paper"},
                    {"rank", o.rank},
                    {"past_components", o.past},
@@ -220,6 +221,8 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--width", o->width, "embedding width (default: the preset's)");
   app->add_option("--depth", o->depth, "number of blocks (default: the preset's)");
   app->add_option("--heads", o->heads, "attention heads (default: the preset's)");
+  app->add_option("--mlp-ratio", o->mlp_ratio, "MLP hidden width over embedding width (default: the preset's)")
+      ->check(CLI::PositiveNumber);
   app->add_option("--steps", o->steps, "timed steps (the median is reported)")->capture_default_str();
   app->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
   app->add_option("--precision", o->precision, "fp32 (TF32 products on CUDA unless --no-tf32) or bf16")

@@ -1,5 +1,5 @@
 // sdlora pretrain: trains the demo's small ViT backbone on glyphs rendered from the machine's
-// fonts and writes it with its held-out accuracy (apps/pretrain.h; docs/pretrain.md).
+// fonts and writes it with its held-out accuracy (pretrain/pretrain.h).
 //
 //   sdlora pretrain [--out FILE] [--fonts DIR...] [--charset alnum62|upper36|digits10]
 //                   [--images N] [--test-images N] [--epochs N | --steps N] [--batch-size N]
@@ -12,12 +12,12 @@
 #include <memory>
 
 #include "apps/commands.h"
-#include "apps/pretrain.h"
+#include "pretrain/pretrain.h"
 
 namespace sdlora::apps {
 
 Command add_pretrain_command(CLI::App& root) {
-  auto o = std::make_shared<PretrainOptions>();
+  auto o = std::make_shared<pretrain::PretrainOptions>();
   CLI::App* app = root.add_subcommand(
       "pretrain", "Pre-train the demo's ViT backbone on glyphs rendered from TrueType fonts");
   app->add_option("--out", o->out, "safetensors file to write (timm names + metadata)")
@@ -25,7 +25,7 @@ Command add_pretrain_command(CLI::App& root) {
   app->add_option("--fonts", o->font_dirs, "font folders, searched recursively for *.ttf/*.otf")
       ->capture_default_str();
   app->add_option("--charset", o->charset, "classes: alnum62 (0-9A-Za-z), upper36, digits10")
-      ->check(CLI::IsMember(data::glyph_charset_names()))
+      ->check(CLI::IsMember(pretrain::glyph_charset_names()))
       ->capture_default_str();
   app->add_option("--images", o->train_images, "training glyph images")->capture_default_str();
   app->add_option("--test-images", o->test_images, "glyph images per evaluation set")
@@ -57,9 +57,9 @@ Command add_pretrain_command(CLI::App& root) {
   app->add_option("--log-every", o->log_every, "steps between progress lines")->capture_default_str();
 
   return {app, [o] {
-            PretrainOptions options = *o;
+            pretrain::PretrainOptions options = *o;
             options.log = [](const std::string& line) { std::cout << line << std::endl; };
-            pretrain_glyph_vit(options);
+            pretrain::pretrain_glyph_vit(options);
           }};
 }
 

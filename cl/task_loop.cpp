@@ -33,32 +33,6 @@ data::ClassOrder make_order(const Config& c, int64_t n_classes) {
                           c.increment);
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const Config& c, std::vector<Var> params, double lr) {
-  const std::string kind = c.effective_optimizer();
-  if (kind == "sgd") {
-    SGDOptions o;
-    o.lr = lr;
-    o.momentum = c.effective_momentum();
-    o.weight_decay = c.effective_weight_decay();
-    return std::make_unique<SGD>(std::move(params), o);
-  }
-  AdamOptions o;
-  o.lr = lr;
-  o.weight_decay = c.effective_weight_decay();
-  if (kind == "adam") return std::make_unique<Adam>(std::move(params), o);
-  return std::make_unique<AdamW>(std::move(params), o);
-}
-
-std::unique_ptr<LRScheduler> make_scheduler(const Config& c, Optimizer& opt, bool first) {
-  const int64_t epochs = first ? c.init_epoch : c.epochs;
-  const std::string kind = c.effective_scheduler();
-  if (kind == "cosine") return std::make_unique<CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
-  if (kind == "multistep")
-    return std::make_unique<MultiStepLR>(opt, first ? c.init_milestones : c.milestones,
-                                         first ? c.init_lr_decay : c.lrate_decay);
-  return std::make_unique<ConstantLR>(opt);
-}
-
 int64_t numel_of(const std::vector<Var>& vars) {
   int64_t n = 0;
   for (const Var& v : vars) n += v.numel();
@@ -313,9 +287,9 @@ TaskSetup begin_task(Run& run, int64_t t) {
   return s;
 }
 
-// The epochs of task t. The loss accumulates on the device and is read back (and checked, with
-// the trainable tensors and their gradients) at the first and last batch of every epoch, at log
-// lines and every kLossReadEvery batches; every batch on the CPU.
+// The epochs of task t through the shared epoch loop (train_step.h): the loss is read back
+// from the device (and checked, with the trainable tensors and their gradients) at the first and
+// last batch of every epoch, at log lines and every kLossReadEvery batches; every batch on the CPU.
 void train_task(Run& run, int64_t t, TaskSetup& s) {
   const Config& c = run.config;
   const data::Pipeline pipe = data::make_pipeline(c.transform, static_cast<int>(c.channels));
@@ -332,54 +306,39 @@ void train_task(Run& run, int64_t t, TaskSetup& s) {
                                               static_cast<uint64_t>(c.seed) * 1000003u +
                                                   static_cast<uint64_t>(t),
                                               pipe.train));
-    const int64_t nb = loader.num_batches();
     const int64_t total_images = epochs * train->size();
+    const auto loss_of = [&](const data::Batch& b) {
+      // Task 0: every column (its own classes); later tasks: the current task's only.
+      return task_loss(run.vit, run.head, b.images, b.labels, s.rec.class_begin, s.rec.class_end);
+    };
     double last_loss = 0.0;  // the mean over the batches last read back
     for (int64_t e = 0; e < epochs; ++e) {
-      loader.start_epoch(e);
-      data::Batch batch;
       LossWindow window(run.device(), kLossReadEvery);
-      int64_t window_first = 0;
-      while (loader.next(batch)) {
-        if (run.options.stop != nullptr && run.options.stop->load())
-          throw RunInterrupted(detail::concat("interrupted in task ", t, " epoch ", e, " batch ",
-                                              batch.index, "; tasks before ", t, " are saved"));
-        const Var logits = run.head.forward(run.vit.forward(batch.images).features);
-        // Task 0: every column (its own classes); later tasks: the current task's only.
-        const Var loss = cross_entropy(logits, batch.labels, s.rec.class_begin, s.rec.class_end);
-        const int64_t b = batch.labels.numel();
-        window.add(loss, b);
-        s.opt->zero_grad(true);
-        backward(loss);
-        const bool log_line = c.log_every > 0 && (batch.index + 1) % c.log_every == 0;
-        const bool read = window.due(batch.index, batch.index == 0 || batch.index + 1 == nb || log_line);
-        if (read) {
-          const std::string where = detail::concat("task ", t, " epoch ", e, " batches ",
-                                                   window_first, "-", batch.index, " (lr ",
-                                                   s.opt->lr(0), ")");
-          last_loss = window.read(where);
-          check_finite(s.params, true, where);
-          window_first = batch.index + 1;
-        }
-        s.opt->step();
-        if (read)
-          check_finite(s.params, false,
-                       detail::concat("task ", t, " epoch ", e, " after batch ", batch.index));
-        images_done += b;
+      EpochHooks hooks;
+      hooks.stop = run.options.stop;
+      hooks.on_stop = [&](int64_t batch) {
+        throw RunInterrupted(detail::concat("interrupted in task ", t, " epoch ", e, " batch ",
+                                            batch, "; tasks before ", t, " are saved"));
+      };
+      hooks.force_read = [&](int64_t batch) {
+        return c.log_every > 0 && (batch + 1) % c.log_every == 0;
+      };
+      hooks.after_step = [&](const StepReport& r) {
+        images_done += r.batch_data->labels.numel();
+        if (r.read) last_loss = r.loss;
         const double elapsed = clock.seconds();
-        Progress p{t, run.order.num_tasks(), e, epochs, batch.index, nb, last_loss, s.opt->lr(0),
-                   elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0, 0.0};
-        if (images_done > 0)
-          p.eta_s = elapsed / static_cast<double>(images_done) *
-                    static_cast<double>(total_images - images_done);
+        Progress p{t, run.order.num_tasks(), e, epochs, r.batch, r.num_batches, last_loss,
+                   s.opt->lr(0), elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0,
+                   0.0};
+        p.eta_s = elapsed / static_cast<double>(images_done) *
+                  static_cast<double>(total_images - images_done);
         if (run.options.reporter != nullptr) run.options.reporter->on_batch(p);
-        if (log_line)
-          run.log(detail::concat("task ", t, " epoch ", e, " batch ", batch.index + 1, "/", nb,
-                                 " loss ", last_loss, " images/s ", p.images_per_s));
-      }
-      s.rec.final_loss = window.images_read() > 0
-                             ? window.sum_read() / static_cast<double>(window.images_read())
-                             : 0.0;
+        if (c.log_every > 0 && (r.batch + 1) % c.log_every == 0)
+          run.log(detail::concat("task ", t, " epoch ", e, " batch ", r.batch + 1, "/",
+                                 r.num_batches, " loss ", last_loss, " images/s ", p.images_per_s));
+      };
+      run_epoch(loader, e, *s.opt, window, s.params, loss_of, hooks, detail::concat("task ", t));
+      s.rec.final_loss = window.mean_since_reset();
       run.log(detail::concat("task ", t, " epoch ", e + 1, "/", epochs, " loss ", s.rec.final_loss,
                              " lr ", s.opt->lr(0), " images/s ",
                              static_cast<double>(images_done) / std::max(clock.seconds(), 1e-9)));

@@ -1,20 +1,23 @@
-// The shared training-step pieces of train_step.h.
+// The shared training step and epoch loop (train_step.h).
 #include "cl/train_step.h"
 
 #include <cmath>
 
+#include "autograd/functions.h"
+#include "cl/head.h"
 #include "tensor/error.h"
 #include "tensor/ops.h"
 
 namespace sdlora::cl {
 
+// ---- the loss window
+
 LossWindow::LossWindow(Device device, int64_t read_every)
-    : device_(device), read_every_(read_every),
-      window_(Tensor::zeros({}, DType::kFloat32, device)) {}
+    : device_(device), read_every_(read_every) {}
 
 void LossWindow::add(const Var& loss, int64_t images) {
-  add_(window_, cast(loss.data(), DType::kFloat32).reshape({}), static_cast<double>(images));
-  images_ += images;
+  pending_.push_back(cast(loss.data(), DType::kFloat32).reshape({1}));
+  pending_images_.push_back(images);
 }
 
 bool LossWindow::due(int64_t batch_index, bool force) const {
@@ -22,20 +25,63 @@ bool LossWindow::due(int64_t batch_index, bool force) const {
 }
 
 double LossWindow::read(const std::string& where) {
-  const double sum = window_.item();
-  const int64_t n = images_;
-  SDLORA_CHECK(std::isfinite(sum), "training diverged: the loss is ",
-               n > 0 ? sum / static_cast<double>(n) : sum, " in ", where,
-               "; lower the learning rate");
-  fill_(window_, 0.0);
-  images_ = 0;
-  sum_read_ += sum;
-  images_read_ += n;
+  if (pending_.empty()) return 0.0;
+  const std::vector<float> values =
+      (pending_.size() == 1 ? pending_.front() : cat(pending_, 0)).to_vector<float>();
+  double sum = 0.0;
+  int64_t n = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    SDLORA_CHECK(std::isfinite(values[i]), "training diverged: the loss is ", values[i], " in ",
+                 where, "; lower the learning rate");
+    sum += static_cast<double>(values[i]) * static_cast<double>(pending_images_[i]);
+    n += pending_images_[i];
+    batch_losses_.push_back(values[i]);
+  }
+  pending_.clear();
+  pending_images_.clear();
+  sum_ += sum;
+  images_ += n;
   return n > 0 ? sum / static_cast<double>(n) : 0.0;
 }
 
-void check_finite(const std::vector<std::pair<std::string, Var>>& tensors, bool gradients,
-                  const std::string& where) {
+double LossWindow::mean_since_reset() const {
+  return images_ > 0 ? sum_ / static_cast<double>(images_) : 0.0;
+}
+
+// ---- accuracy
+
+AccuracyCounter::AccuracyCounter(Device device) : device_(device) {}
+
+void AccuracyCounter::add(const Tensor& logits, const Tensor& labels) {
+  pending_pred_.push_back(argmax(logits, 1));
+  pending_label_.push_back(labels);
+  total_ += labels.numel();
+}
+
+int64_t AccuracyCounter::correct() {
+  if (!pending_pred_.empty()) {
+    const std::vector<int64_t> pred = cat(pending_pred_, 0).to_vector<int64_t>();
+    const std::vector<int64_t> truth = cast(cat(pending_label_, 0), DType::kInt64).to_vector<int64_t>();
+    for (size_t i = 0; i < pred.size(); ++i) correct_ += pred[i] == truth[i] ? 1 : 0;
+    pending_pred_.clear();
+    pending_label_.clear();
+  }
+  return correct_;
+}
+
+double AccuracyCounter::accuracy() {
+  return total_ > 0 ? static_cast<double>(correct()) / static_cast<double>(total_) : 0.0;
+}
+
+void AccuracyCounter::reset() {
+  pending_pred_.clear();
+  pending_label_.clear();
+  correct_ = total_ = 0;
+}
+
+// ---- checks
+
+void check_finite(const NamedVars& tensors, bool gradients, const std::string& where) {
   // sum(x * 0) is 0 when every element is finite and NaN otherwise (inf * 0 = NaN).
   auto probe = [&](const Var& v) -> Tensor {
     const Tensor& t = gradients ? v.grad() : v.data();
@@ -58,6 +104,90 @@ void check_finite(const std::vector<std::pair<std::string, Var>>& tensors, bool 
       SDLORA_THROW("training diverged: ", gradients ? "the gradient of " : "", name,
                    " holds NaN or infinity in ", where, "; lower the learning rate");
   }
+}
+
+// ---- the step
+
+Var train_step(const std::function<Var()>& forward, Optimizer& opt, LossWindow& window,
+               int64_t images) {
+  const Var loss = forward();
+  window.add(loss, images);
+  opt.zero_grad(true);
+  backward(loss);
+  opt.step();
+  return loss;
+}
+
+Var task_loss(const ViT& vit, const GrowingHead& head, const Tensor& images, const Tensor& labels,
+              int64_t col_begin, int64_t col_end) {
+  const Var logits = head.forward(vit.forward(images).features);
+  return cross_entropy(logits, labels, col_begin, col_end);
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const Config& c, std::vector<Var> params, double lr) {
+  const std::string kind = c.effective_optimizer();
+  if (kind == "sgd") {
+    SGDOptions o;
+    o.lr = lr;
+    o.momentum = c.effective_momentum();
+    o.weight_decay = c.effective_weight_decay();
+    return std::make_unique<SGD>(std::move(params), o);
+  }
+  AdamOptions o;
+  o.lr = lr;
+  o.weight_decay = c.effective_weight_decay();
+  if (kind == "adam") return std::make_unique<Adam>(std::move(params), o);
+  return std::make_unique<AdamW>(std::move(params), o);
+}
+
+std::unique_ptr<LRScheduler> make_scheduler(const Config& c, Optimizer& opt, bool first) {
+  const int64_t epochs = first ? c.init_epoch : c.epochs;
+  const std::string kind = c.effective_scheduler();
+  if (kind == "cosine") return std::make_unique<CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
+  if (kind == "multistep")
+    return std::make_unique<MultiStepLR>(opt, first ? c.init_milestones : c.milestones,
+                                         first ? c.init_lr_decay : c.lrate_decay);
+  return std::make_unique<ConstantLR>(opt);
+}
+
+// ---- the epoch loop
+
+int64_t run_epoch(data::Loader& loader, int64_t epoch, Optimizer& opt, LossWindow& window,
+                  const NamedVars& params, const std::function<Var(const data::Batch&)>& loss_of,
+                  const EpochHooks& hooks, const std::string& where) {
+  loader.start_epoch(epoch);
+  const int64_t nb = loader.num_batches();
+  StepReport report;
+  report.epoch = epoch;
+  report.num_batches = nb;
+  int64_t steps = 0, window_first = 0;
+  data::Batch batch;
+  while ((hooks.max_steps < 0 || steps < hooks.max_steps) && loader.next(batch)) {
+    if (hooks.stop != nullptr && hooks.stop->load()) {
+      if (hooks.on_stop) hooks.on_stop(batch.index);
+      SDLORA_THROW("interrupted in ", where, " epoch ", epoch, " batch ", batch.index);
+    }
+    if (hooks.before_step) hooks.before_step(steps);
+    const int64_t b = batch.labels.numel();
+    train_step([&] { return loss_of(batch); }, opt, window, b);
+    ++steps;
+    const bool last = batch.index + 1 == nb || steps == hooks.max_steps;
+    const bool force = batch.index == 0 || last || (hooks.force_read && hooks.force_read(batch.index));
+    report.read = window.due(batch.index, force);
+    if (report.read) {
+      const std::string batches = detail::concat(where, " epoch ", epoch, " batches ", window_first,
+                                                 "-", batch.index, " (lr ", opt.lr(0), ")");
+      report.loss = window.read(batches);
+      check_finite(params, true, batches);
+      check_finite(params, false, batches);
+      window_first = batch.index + 1;
+    }
+    report.batch = batch.index;
+    report.images_done += b;
+    report.batch_data = &batch;
+    if (hooks.after_step) hooks.after_step(report);
+  }
+  return steps;
 }
 
 }  // namespace sdlora::cl

@@ -1,53 +1,116 @@
-// The pieces of a training step that every loop shares: a loss window that accumulates on the
-// device and is read back (a host synchronisation) only every few batches, the finiteness check
-// of the loss, the gradients and the trainable tensors, and a stopwatch.
+// The training step and the epoch loop that the trainer (task_loop.cpp), pre-training
+// (apps/pretrain.cpp) and the benchmark (apps/cmd_bench.cpp) share, so that the benchmark times
+// exactly the step users run and a change to the step (precision, fused kernels, graphs) is
+// made once. The loss of every batch stays on the device and is read back (a host
+// synchronisation) only every few batches; each read also checks the trainable tensors and their
+// gradients for NaN and infinity.
 #pragma once
 
-#include <chrono>
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "autograd/var.h"
+#include "cl/config.h"
+#include "data/loader.h"
+#include "nn/optim.h"
+#include "nn/scheduler.h"
+#include "tensor/timing.h"
 
 namespace sdlora::cl {
 
-class Stopwatch {
- public:
-  Stopwatch() : t0_(Clock::now()) {}
-  double seconds() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+using NamedVars = std::vector<std::pair<std::string, Var>>;
 
- private:
-  using Clock = std::chrono::steady_clock;
-  Clock::time_point t0_;
-};
-
-// The sample-weighted sum of the losses since the last read, kept on the device. On the CPU a
-// read is free, so due() says every batch; on a GPU every `read_every` batches (and whenever the
-// caller forces it: the first and last batch of an epoch, a log line).
+// The losses of the batches since the last read, on the device. On the CPU a read is free, so
+// due() says every batch; on a GPU every `read_every` batches, or when the caller forces it.
 class LossWindow {
  public:
   LossWindow(Device device, int64_t read_every);
-  void add(const Var& loss, int64_t images);  // loss: a 0-d or 1-element mean over `images`
+  void add(const Var& loss, int64_t images);  // loss: the mean over `images` (0-d or 1 element)
   bool due(int64_t batch_index, bool force) const;
-  // Reads the window back, clears it and returns its mean loss; `where` names the batches in the
-  // error thrown when the sum is NaN or infinite.
+  bool empty() const { return pending_.empty(); }
+  // Reads every pending loss back at once and clears the window; throws naming `where` when one
+  // is NaN or infinite. Returns the sample-weighted mean of the batches read.
   double read(const std::string& where);
-  double sum_read() const { return sum_read_; }      // every sum read so far
-  int64_t images_read() const { return images_read_; }
+  const std::vector<double>& batch_losses() const { return batch_losses_; }  // every batch read
+  double mean_since_reset() const;  // sample-weighted, over the reads since reset_mean()
+  void reset_mean() { sum_ = 0.0, images_ = 0; }
 
  private:
   Device device_;
   int64_t read_every_;
-  Tensor window_;
-  int64_t images_ = 0, images_read_ = 0;
-  double sum_read_ = 0.0;
+  std::vector<Tensor> pending_;
+  std::vector<int64_t> pending_images_;
+  std::vector<double> batch_losses_;
+  double sum_ = 0.0;
+  int64_t images_ = 0;
+};
+
+// Correct top-1 predictions: the predictions stay on the device until correct() reads them all
+// back at once.
+class AccuracyCounter {
+ public:
+  explicit AccuracyCounter(Device device);
+  void add(const Tensor& logits, const Tensor& labels);  // logits (B, C), labels (B)
+  int64_t total() const { return total_; }
+  int64_t correct();  // reads the pending predictions back
+  double accuracy();  // correct / total, 0 with none
+  void reset();
+
+ private:
+  Device device_;
+  std::vector<Tensor> pending_pred_, pending_label_;
+  int64_t correct_ = 0, total_ = 0;
 };
 
 // Throws naming the first tensor whose values (or, with gradients = true, whose gradients) hold
 // NaN or infinity, and `where`. One device read for all tensors on the common, finite path.
-void check_finite(const std::vector<std::pair<std::string, Var>>& tensors, bool gradients,
-                  const std::string& where);
+void check_finite(const NamedVars& tensors, bool gradients, const std::string& where);
+
+// One training step: zero the gradients, forward (the loss closure), backward, the optimizer's
+// step; the loss is added to the window (not read back).
+Var train_step(const std::function<Var()>& forward, Optimizer& opt, LossWindow& window,
+               int64_t images);
+
+// The class-incremental step's loss: the head over the backbone's features, cross-entropy over
+// the columns [col_begin, col_end) (task 0: all of its own; later tasks: the current task's).
+class GrowingHead;
+Var task_loss(const ViT& vit, const GrowingHead& head, const Tensor& images, const Tensor& labels,
+              int64_t col_begin, int64_t col_end);
+
+// The optimizer and schedule of a task from the config (the released semantics for released
+// configs: SGD, momentum 0.9, no weight decay, multi-step decay).
+std::unique_ptr<Optimizer> make_optimizer(const Config& c, std::vector<Var> params, double lr);
+std::unique_ptr<LRScheduler> make_scheduler(const Config& c, Optimizer& opt, bool first);
+
+// What the epoch loop reports after each step.
+struct StepReport {
+  int64_t epoch = 0, batch = 0, num_batches = 0;
+  int64_t images_done = 0;  // in this epoch loop call, this batch included
+  bool read = false;        // the window was read back at this step
+  double loss = 0.0;        // the mean of the batches last read back
+  const data::Batch* batch_data = nullptr;
+};
+
+struct EpochHooks {
+  const std::atomic<bool>* stop = nullptr;  // set: throws `on_stop()`'s exception at a batch
+  std::function<void(int64_t batch_index)> on_stop;    // must throw
+  std::function<void(int64_t step)> before_step;       // e.g. a per-step learning rate
+  std::function<bool(int64_t batch_index)> force_read; // e.g. at log lines
+  std::function<void(const StepReport&)> after_step;   // progress, logs
+  int64_t max_steps = -1;                              // stop the epoch after this many steps
+};
+
+// One pass over the loader's epoch `epoch`: per batch, a train_step on loss_of(batch); the window
+// is read back when due (and at the first and last batch), with the trainable tensors and their
+// gradients checked each time. `where` prefixes the batches in error messages. Returns the number
+// of steps taken.
+int64_t run_epoch(data::Loader& loader, int64_t epoch, Optimizer& opt, LossWindow& window,
+                  const NamedVars& params, const std::function<Var(const data::Batch&)>& loss_of,
+                  const EpochHooks& hooks, const std::string& where);
 
 }  // namespace sdlora::cl

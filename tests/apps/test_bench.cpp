@@ -26,8 +26,10 @@ TEST(BenchCommand, TinyRunPrintsCompleteJson) {
   EXPECT_EQ(j.at("model").at("image"), 32);
   EXPECT_EQ(j.at("adapters").at("past_components"), 2);
   EXPECT_EQ(j.at("adapters").at("loss_classes"), nlohmann::json::array({20, 30}));
-  // Current pairs (2 projections x 2 blocks x (r x 192 + 192 x r)), 3 magnitudes, head (30 x 193).
-  EXPECT_EQ(j.at("adapters").at("trainable_parameters"), 4 * 2 * 4 * 192 + 3 + 30 * 193);
+  // As the trainer trains task 2: current pairs (2 projections x 2 blocks x (r x 192 + 192 x r)),
+  // 3 magnitudes, and the head's rows of the current task only (10 x 193).
+  EXPECT_EQ(j.at("adapters").at("trainable_parameters"), 4 * 2 * 4 * 192 + 3 + 10 * 193);
+  EXPECT_EQ(j.at("model").at("classes"), 30);
   for (const char* phase : {"train", "inference"}) {
     SCOPED_TRACE(phase);
     const auto& p = j.at(phase);

@@ -9,7 +9,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "apps/demo.h"
 #include "autograd/var.h"
+#include "cl/config.h"
 #include "cl/run_model.h"
 #include "data/class_order.h"
 #include "nn/safetensors.h"
@@ -201,6 +203,22 @@ TEST(DemoCommand, ReducedRunEndToEnd) {
   EXPECT_NE(r.output.find("SD-LoRA-KD decisions"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(out + "/summary.json"));
   fs::remove_all(out);
+}
+
+TEST(Demo, BuiltInConfigIsTheShippedFile) {
+  const cl::Config file = cl::load_config(SDLORA_CONFIGS_DIR "/demo-fashion-mnist.json");
+  EXPECT_EQ(apps::demo_config().to_json(), file.to_json());
+  EXPECT_EQ(file.dataset, "fashion-mnist");
+  EXPECT_EQ(file.init_cls, 2);
+  EXPECT_EQ(file.increment, 2);
+  EXPECT_EQ(file.seed, 1993);
+  EXPECT_EQ(apps::demo_methods().size(), 5u);
+  // The backbone the demo names is committed and matches the config's shape.
+  const std::string weights = apps::locate_project_file(file.weights);
+  ASSERT_TRUE(std::filesystem::exists(weights)) << weights;
+  ViTConfig c = file.vit_config();
+  ViT vit(c);
+  EXPECT_NO_THROW(vit.load_pretrained(weights));
 }
 
 }  // namespace

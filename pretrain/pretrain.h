@@ -1,6 +1,6 @@
 // Pre-training of the demo's backbone: a small ViT trained end to end (every weight, AdamW,
 // linear warm-up then cosine decay) to classify glyphs rendered from the machine's fonts
-// (data/glyphs.h), evaluated on glyphs of font families held out of training, and saved in
+// (pretrain/glyphs.h), evaluated on glyphs of font families held out of training, and saved in
 // timm's naming with its configuration and accuracy as safetensors metadata.
 #pragma once
 
@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "data/glyphs.h"
+#include "pretrain/glyphs.h"
 #include "nn/vit.h"
 
-namespace sdlora::apps {
+namespace sdlora::pretrain {
 
 // The backbone the demo ships: 28 px glyphs in 3 equal channels (as the demo feeds
 // Fashion-MNIST), patch 7 (16 tokens + class token), width 96, 4 blocks of 4 heads, MLP ratio 2.
@@ -41,7 +41,7 @@ struct PretrainOptions {
   // Progress lines; empty = silent.
   std::function<void(const std::string&)> log;
   // Fonts already loaded (tests); null = load font_dirs.
-  std::shared_ptr<const data::FontLibrary> fonts;
+  std::shared_ptr<const FontLibrary> fonts;
 };
 
 struct PretrainResult {
@@ -61,4 +61,4 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options);
 double glyph_accuracy(const ViT& model, std::shared_ptr<const data::Dataset> dataset,
                       int64_t batch_size, Device device, int threads);
 
-}  // namespace sdlora::apps
+}  // namespace sdlora::pretrain

@@ -1,4 +1,4 @@
-// Glyph rendering for the demo backbone's pre-training (data/glyphs.h): the train/test split is
+// Glyph rendering for the demo backbone's pre-training (pretrain/glyphs.h): the train/test split is
 // by font family (no family on both sides), samples are deterministic whatever the order of
 // access, images show ink, and unreadable font files are skipped by load() and named by
 // load_files(). Uses Debian's DejaVu fonts (fonts-dejavu-core).
@@ -9,9 +9,9 @@
 #include <fstream>
 #include <set>
 
-#include "data/glyphs.h"
+#include "pretrain/glyphs.h"
 
-namespace sdlora::data {
+namespace sdlora::pretrain {
 namespace {
 
 const char* kDejaVu = "/usr/share/fonts/truetype/dejavu";
@@ -77,4 +77,4 @@ TEST(Glyphs, BadFontFilesAreSkippedOrNamed) {
 }
 
 }  // namespace
-}  // namespace sdlora::data
+}  // namespace sdlora::pretrain

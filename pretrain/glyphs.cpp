@@ -1,7 +1,7 @@
 // Glyph rendering with stb_truetype (its implementation is compiled here and nowhere else): font
 // discovery and validation, per-face character coverage, the pose-to-pixels resampling, and the
 // deterministic sample draws of GlyphDataset.
-#include "data/glyphs.h"
+#include "pretrain/glyphs.h"
 
 #include <algorithm>
 #include <cctype>
@@ -20,8 +20,9 @@
 #define STBTT_STATIC
 #include <stb/stb_truetype.h>
 
-namespace sdlora::data {
+namespace sdlora::pretrain {
 namespace fs = std::filesystem;
+using namespace data;  // the dataset types and helpers this file was written against
 
 namespace {
 
@@ -460,4 +461,4 @@ std::string GlyphDataset::source(int64_t i) const {
   return os.str();
 }
 
-}  // namespace sdlora::data
+}  // namespace sdlora::pretrain

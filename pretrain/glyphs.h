@@ -12,7 +12,11 @@
 #include "data/dataset.h"
 #include "data/image.h"
 
-namespace sdlora::data {
+namespace sdlora::pretrain {
+
+using data::Dataset;
+using data::Image;
+using data::Split;
 
 // The character sets, by name: "alnum62" (0-9, A-Z, a-z), "upper36" (0-9, A-Z), "digits10".
 // The class of a character is its position in the set. An unknown name lists the known ones.
@@ -137,4 +141,4 @@ double glyph_family_hash(const std::string& family, uint64_t split_seed);
 std::vector<std::string> glyph_test_families(const FontLibrary& fonts, double test_fraction,
                                              uint64_t split_seed);
 
-}  // namespace sdlora::data
+}  // namespace sdlora::pretrain

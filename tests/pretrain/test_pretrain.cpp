@@ -1,15 +1,13 @@
-// Backbone pre-training on rendered glyphs (apps/pretrain.h) at a tiny size: the loss falls, the
-// file loads strictly as a timm ViT and records its accuracy; and the demo's built-in config is
-// configs/demo-fashion-mnist.json. (The family split itself: tests/data/test_glyphs.cpp.)
+// Backbone pre-training on rendered glyphs (pretrain/pretrain.h) at a tiny size: the loss falls,
+// the file loads strictly as a timm ViT and records its accuracy. (The family split itself:
+// tests/pretrain/test_glyphs.cpp.)
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <numeric>
 
-#include "apps/demo.h"
-#include "apps/pretrain.h"
-#include "cl/config.h"
+#include "pretrain/pretrain.h"
 #include "nn/safetensors.h"
 
 namespace sdlora {
@@ -20,7 +18,7 @@ const char* kFontDir = "/usr/share/fonts/truetype/dejavu";
 TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   if (!std::filesystem::exists(kFontDir))
     GTEST_SKIP() << kFontDir << " missing (Debian package fonts-dejavu-core)";
-  apps::PretrainOptions o;
+  pretrain::PretrainOptions o;
   o.out = (std::filesystem::temp_directory_path() /
            ("sdlora_pretrain_" + std::to_string(::getpid()) + ".safetensors"))
               .string();
@@ -39,7 +37,7 @@ TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   o.vit.num_heads = 2;
   o.vit.mlp_ratio = 2.0;
   o.log_every = 0;
-  const apps::PretrainResult r = apps::pretrain_glyph_vit(o);
+  const pretrain::PretrainResult r = pretrain::pretrain_glyph_vit(o);
   ASSERT_EQ(r.steps, 2 * 2400 / 32);
   ASSERT_EQ(static_cast<int64_t>(r.losses.size()), r.steps);
   const auto mean = [](auto b, auto e) {
@@ -50,10 +48,10 @@ TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   EXPECT_LT(last, first - 0.3) << "the glyph loss did not fall";
   // At this size the accuracies are near chance; the committed backbone's are in README.md.
   // The reported split is the library's family split.
-  const auto fonts = data::FontLibrary::load(o.font_dirs, o.charset);
+  const auto fonts = pretrain::FontLibrary::load(o.font_dirs, o.charset);
   EXPECT_EQ(r.train_families + r.test_families, static_cast<int64_t>(fonts->families().size()));
   EXPECT_EQ(r.test_families,
-            static_cast<int64_t>(data::glyph_test_families(*fonts, o.test_fraction, 0).size()));
+            static_cast<int64_t>(pretrain::glyph_test_families(*fonts, o.test_fraction, 0).size()));
 
   // A strict timm load of the file into the same architecture.
   ViTConfig c = o.vit;
@@ -66,22 +64,6 @@ TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   EXPECT_NEAR(std::stod(f.metadata.at("heldout_accuracy")), r.heldout_accuracy, 1e-4);
   EXPECT_EQ(f.metadata.at("charset"), "digits10");
   std::filesystem::remove(o.out);
-}
-
-TEST(Demo, BuiltInConfigIsTheShippedFile) {
-  const cl::Config file = cl::load_config(SDLORA_CONFIGS_DIR "/demo-fashion-mnist.json");
-  EXPECT_EQ(apps::demo_config().to_json(), file.to_json());
-  EXPECT_EQ(file.dataset, "fashion-mnist");
-  EXPECT_EQ(file.init_cls, 2);
-  EXPECT_EQ(file.increment, 2);
-  EXPECT_EQ(file.seed, 1993);
-  EXPECT_EQ(apps::demo_methods().size(), 5u);
-  // The backbone the demo names is committed and matches the config's shape.
-  const std::string weights = apps::locate_project_file(file.weights);
-  ASSERT_TRUE(std::filesystem::exists(weights)) << weights;
-  ViTConfig c = file.vit_config();
-  ViT vit(c);
-  EXPECT_NO_THROW(vit.load_pretrained(weights));
 }
 
 }  // namespace

@@ -1,44 +1,30 @@
 // The glyph pre-training loop: fonts -> train/test glyph datasets -> ViT trained with AdamW under
 // warm-up + cosine -> held-out accuracy -> safetensors in timm naming with metadata.
-#include "apps/pretrain.h"
+#include "pretrain/pretrain.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
 
 #include "autograd/functions.h"
+#include "cl/train_step.h"
 #include "data/loader.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "nn/scheduler.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tensor/timing.h"
 
-namespace sdlora::apps {
+namespace sdlora::pretrain {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 std::string fixed(double v, int digits) {
   std::ostringstream os;
   os << std::fixed << std::setprecision(digits) << v;
   return os.str();
-}
-
-// Correct predictions of a batch: argmax of the logits against the labels.
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const auto pred = argmax(logits, 1).to(Device::cpu()).to_vector<int64_t>();
-  const auto truth = labels.to(Device::cpu()).to(DType::kInt64).to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == truth[i];
-  return correct;
 }
 
 }  // namespace
@@ -65,19 +51,16 @@ double glyph_accuracy(const ViT& model, std::shared_ptr<const data::Dataset> dat
   lo.device = device;
   data::Loader loader(std::move(dataset), lo);
   NoGradGuard no_grad;
-  int64_t correct = 0, seen = 0;
+  cl::AccuracyCounter counter(device);
   loader.start_epoch(0);
   data::Batch batch;
-  while (loader.next(batch)) {
-    correct += count_correct(model.forward(batch.images).logits.data(), batch.labels);
-    seen += batch.labels.numel();
-  }
-  SDLORA_CHECK(seen > 0, "glyph accuracy over an empty dataset");
-  return static_cast<double>(correct) / static_cast<double>(seen);
+  while (loader.next(batch)) counter.add(model.forward(batch.images).logits.data(), batch.labels);
+  SDLORA_CHECK(counter.total() > 0, "glyph accuracy over an empty dataset");
+  return counter.accuracy();
 }
 
 PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
-  const auto t0 = Clock::now();
+  const Stopwatch clock;
   auto log = [&](const std::string& line) {
     if (options.log) options.log(line);
   };
@@ -91,23 +74,23 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
   const Device device = Device::parse(options.device);
 
   // ---- data: one font library, three glyph sets (train; held-out families; fresh train glyphs)
-  auto fonts = options.fonts ? options.fonts : data::FontLibrary::load(options.font_dirs, options.charset);
-  SDLORA_CHECK(fonts->charset() == data::glyph_charset(options.charset), "the font library was loaded for '",
+  auto fonts = options.fonts ? options.fonts : FontLibrary::load(options.font_dirs, options.charset);
+  SDLORA_CHECK(fonts->charset() == glyph_charset(options.charset), "the font library was loaded for '",
                fonts->charset(), "', not for the character set ", options.charset);
-  data::GlyphOptions go;
+  GlyphOptions go;
   go.test_fraction = options.test_fraction;
   go.channels = static_cast<int>(options.vit.in_channels);
   go.image_size = static_cast<int>(options.vit.image_size);
   go.seed = options.seed;
   go.size = options.train_images;
-  auto train = std::make_shared<data::GlyphDataset>(fonts, go);
+  auto train = std::make_shared<GlyphDataset>(fonts, go);
   go.split = data::Split::kTest;
   go.size = options.test_images;
-  auto heldout = std::make_shared<data::GlyphDataset>(fonts, go);
+  auto heldout = std::make_shared<GlyphDataset>(fonts, go);
   go.split = data::Split::kTrain;
   go.seed = options.seed + 1;  // other draws: glyphs of the training fonts not trained on
-  auto seen_fonts = std::make_shared<data::GlyphDataset>(fonts, go);
-  const auto test_families = data::glyph_test_families(*fonts, options.test_fraction, go.split_seed);
+  auto seen_fonts = std::make_shared<GlyphDataset>(fonts, go);
+  const auto test_families = glyph_test_families(*fonts, options.test_fraction, go.split_seed);
   const int64_t n_families = static_cast<int64_t>(fonts->families().size());
 
   PretrainResult result;
@@ -165,75 +148,57 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
   lo.device = device;
   data::Loader loader(train, lo);
 
-  // ---- training
-  const auto t_train = Clock::now();
-  double window_loss = 0;
-  int64_t window_correct = 0, window_seen = 0, window_steps = 0;
-  // Per-step losses and predictions stay on the device and are read back in one go at each
-  // progress line (at least every kFlushEvery steps), not every step: no host sync per step.
-  constexpr size_t kFlushEvery = 50;
-  std::vector<Tensor> pending_loss, pending_pred, pending_label;
-  const auto flush = [&] {
-    if (pending_loss.empty()) return;
-    const std::vector<float> losses = cat(pending_loss, 0).to_vector<float>();
-    const std::vector<int64_t> pred = cat(pending_pred, 0).to_vector<int64_t>();
-    const std::vector<int64_t> truth =
-        cast(cat(pending_label, 0), DType::kInt64).to_vector<int64_t>();
-    for (size_t i = 0; i < losses.size(); ++i) {
-      const int64_t at = static_cast<int64_t>(result.losses.size());
-      SDLORA_CHECK(std::isfinite(losses[i]), "pre-training diverged at step ", at, " (loss ",
-                   losses[i], ")");
-      result.losses.push_back(losses[i]);
-      window_loss += losses[i];
-    }
-    for (size_t i = 0; i < pred.size(); ++i) window_correct += pred[i] == truth[i];
-    window_seen += static_cast<int64_t>(pred.size());
-    pending_loss.clear();
-    pending_pred.clear();
-    pending_label.clear();
-  };
+  // ---- training: the trainer's epoch loop (cl/train_step.h) with a per-step learning rate;
+  // losses and predictions stay on the device and are read back at progress lines and at least
+  // every kReadEvery steps, not every step.
+  constexpr int64_t kReadEvery = 50;
+  const Stopwatch train_clock;
+  cl::LossWindow window(device, kReadEvery);
+  cl::AccuracyCounter train_acc(device);
+  cl::NamedVars named;
+  for (const auto& [name, p] : model.named_parameters()) named.emplace_back(name, p);
   int64_t step = 0;
+  double lr = 0.0;
+  const auto is_log_step = [&](int64_t s) {
+    return options.log_every > 0 && (s % options.log_every == 0 || s == total);
+  };
+  cl::EpochHooks hooks;
+  hooks.before_step = [&](int64_t) {
+    lr = step < warmup ? options.lr * static_cast<double>(step + 1) / static_cast<double>(warmup)
+                       : cosine.lr_at(options.lr, step - warmup);
+    for (size_t g = 0; g < opt.num_groups(); ++g) opt.set_lr(g, lr);
+  };
+  hooks.force_read = [&](int64_t) { return is_log_step(step + 1) || step + 1 == total; };
+  hooks.after_step = [&](const cl::StepReport&) {
+    ++step;
+    if (!is_log_step(step)) return;
+    const double elapsed = train_clock.seconds();
+    log("step " + std::to_string(step) + "/" + std::to_string(total) + "  loss " +
+        fixed(window.mean_since_reset(), 4) + "  train acc " + fixed(100.0 * train_acc.accuracy(), 1) +
+        "%  lr " + fixed(lr * 1e3, 3) + "e-3  " +
+        fixed(static_cast<double>(step * options.batch_size) / elapsed, 0) + " img/s  eta " +
+        fixed(elapsed / static_cast<double>(step) * static_cast<double>(total - step), 0) + " s");
+    window.reset_mean();
+    train_acc.reset();
+  };
+  const auto loss_of = [&](const data::Batch& batch) {
+    const ViTOutput out = model.forward(batch.images);
+    train_acc.add(out.logits.data(), batch.labels);
+    return cross_entropy(out.logits, batch.labels);
+  };
   for (int64_t epoch = 0; step < total; ++epoch) {
-    loader.start_epoch(epoch);
-    data::Batch batch;
-    while (step < total && loader.next(batch)) {
-      const double lr = step < warmup ? options.lr * static_cast<double>(step + 1) / static_cast<double>(warmup)
-                                      : cosine.lr_at(options.lr, step - warmup);
-      for (size_t g = 0; g < opt.num_groups(); ++g) opt.set_lr(g, lr);
-      const ViTOutput out = model.forward(batch.images);
-      Var loss = cross_entropy(out.logits, batch.labels);
-      opt.zero_grad(/*set_to_none=*/true);
-      backward(loss);
-      opt.step();
-      pending_loss.push_back(loss.data().reshape({1}));
-      pending_pred.push_back(argmax(out.logits.data(), 1));
-      pending_label.push_back(batch.labels);
-      ++window_steps;
-      ++step;
-      const bool line = options.log_every > 0 && (step % options.log_every == 0 || step == total);
-      if (line || step == total || pending_loss.size() >= kFlushEvery) flush();
-      if (line) {
-        const double elapsed = seconds_since(t_train);
-        log("step " + std::to_string(step) + "/" + std::to_string(total) + "  loss " +
-            fixed(window_loss / static_cast<double>(window_steps), 4) + "  train acc " +
-            fixed(100.0 * static_cast<double>(window_correct) / static_cast<double>(window_seen), 1) +
-            "%  lr " + fixed(lr * 1e3, 3) + "e-3  " +
-            fixed(static_cast<double>(step * options.batch_size) / elapsed, 0) + " img/s  eta " +
-            fixed(elapsed / static_cast<double>(step) * static_cast<double>(total - step), 0) + " s");
-        window_loss = 0;
-        window_correct = window_seen = window_steps = 0;
-      }
-    }
+    hooks.max_steps = total - step;
+    cl::run_epoch(loader, epoch, opt, window, named, loss_of, hooks, "pre-training");
   }
-  flush();
+  result.losses = window.batch_losses();
   result.steps = step;
-  const double train_seconds = seconds_since(t_train);
+  const double train_seconds = train_clock.seconds();
 
   // ---- evaluation
   model.eval();
   result.heldout_accuracy = glyph_accuracy(model, heldout, 256, device, options.threads);
   result.train_font_accuracy = glyph_accuracy(model, seen_fonts, 256, device, options.threads);
-  result.seconds = seconds_since(t0);
+  result.seconds = clock.seconds();
   log("held-out fonts accuracy " + fixed(100.0 * result.heldout_accuracy, 2) + "% (" +
       std::to_string(options.test_images) + " glyphs of " + std::to_string(result.test_faces) +
       " unseen faces); training fonts, fresh glyphs " + fixed(100.0 * result.train_font_accuracy, 2) +
@@ -280,4 +245,4 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
   return result;
 }
 
-}  // namespace sdlora::apps
+}  // namespace sdlora::pretrain
