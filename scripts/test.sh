@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs missing Debian packages, then configures, builds and runs the whole test suite:
 # once with the CUDA backend when nvcc is present (build/), once CPU-only (build-cpu/).
-# GPU tests skip with a printed reason on machines without a GPU.
+# GPU tests skip with a printed reason on machines without a GPU. The full run then adds the CPU
+# suite under ASan + UBSan (build-asan/, clang), 20 s of each fuzzer (scripts/fuzz.sh) and the
+# crash test (scripts/crash-test.sh: a tiny training run killed at every rename and resumed).
 #   scripts/test.sh            both configurations
 #   scripts/test.sh --quick    the default configuration only
 set -euo pipefail
@@ -30,4 +32,5 @@ if [ "${1:-}" != "--quick" ]; then
   # The CPU suite once under ASan + UBSan (clang), then every fuzzer for 20 s.
   CC=clang CXX=clang++ run_suite build-asan -DSDLORA_CUDA=OFF -DSDLORA_SANITIZE=ON
   scripts/fuzz.sh 20
+  scripts/crash-test.sh build-cpu/apps/sdlora
 fi
