@@ -31,13 +31,24 @@ struct BroadcastPlan {
   int64_t numel = 0;
 };
 
-// Row-major C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] for b < batch, where A[b] starts
-// at element b * stride_a (0 = shared), op(A) is (m, k), op(B) is (k, n), C is (m, n).
+// Row-major C[o][b] = alpha * op(A[o][b]) op(B[o][b]) + beta * C[o][b] for o < outer and
+// b < batch, where A[o][b] starts at element o * outer_a + b * stride_a (0 = shared), op(A) is
+// (m, k), op(B) is (k, n), C is (m, n). Leading dimensions (row pitch in elements of each matrix
+// as stored: A (m, k), or (k, m) when transposed) of 0 mean packed rows. Strided plans (a leading
+// dimension or outer > 1) come from matmul_view, which checks bounds and needs k > 0; the fused
+// products (gemm_fused) take packed plans only.
 struct GemmPlan {
   int64_t batch = 1, m = 0, n = 0, k = 0;
   bool trans_a = false, trans_b = false;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   float alpha = 1.0f, beta = 0.0f;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t outer = 1, outer_a = 0, outer_b = 0, outer_c = 0;
+
+  int64_t ld_a() const { return lda ? lda : (trans_a ? m : k); }
+  int64_t ld_b() const { return ldb ? ldb : (trans_b ? k : n); }
+  int64_t ld_c() const { return ldc ? ldc : n; }
+  bool strided() const { return lda || ldb || ldc || outer != 1; }
 };
 
 // What a fused product does around op(A) op(B) (cuBLASLt epilogues on CUDA, loops around

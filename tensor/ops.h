@@ -31,6 +31,24 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, DTyp
 void matmul_out(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a = false,
                 bool trans_b = false, float alpha = 1.0f, float beta = 0.0f);
 
+// ---- matrix products on strided views (ops_matmul.cpp): attention reads q, k and v in place
+// from the qkv output and writes its heads' layout directly, with no permute or slice copies.
+// Matrix (o, b) of a view has element (i, j) at flat index
+//   offset + o * outer_stride + b * batch_stride + i * ld + j
+// of base (any contiguous tensor); rows and cols are as stored, before any transpose.
+struct MatrixView {
+  Tensor base;
+  int64_t offset = 0, rows = 0, cols = 0, ld = 0;
+  int64_t outer_stride = 0, batch_stride = 0;  // 0: one matrix shared by that batch level
+};
+// c = alpha op(a) op(b) + beta c for outer x batch matrices, written in place into c's base (only
+// c's elements change). a, b share a dtype; c has it, or float32 for bfloat16 a and b. Every
+// view must lie inside its base; c's batch strides may not be 0 over more than one matrix, and
+// c must not overlap a or b. op(a) is (m, k) with k > 0, op(b) (k, n), c (m, n).
+void matmul_view(const MatrixView& a, bool trans_a, const MatrixView& b, bool trans_b,
+                 const MatrixView& c, int64_t outer, int64_t batch, float alpha = 1.0f,
+                 float beta = 0.0f);
+
 // ---- fused linear layers: one product and its epilogue (cuBLASLt epilogues on CUDA; on the CPU
 // the same steps as loops around OpenBLAS, which define the semantics). tensor/ops_linear.cpp.
 // x (..., K), w (N, K), b (N) or undefined, residual (..., N) or undefined -> (..., N):

@@ -1,5 +1,5 @@
-// Matrix products (plain, batched, mixed bf16 -> float32) and the TF32 switch: checks, shapes,
-// dispatch to the backend's GEMM.
+// Matrix products (plain, batched, mixed bf16 -> float32, on strided views) and the TF32 switch:
+// checks, shapes, dispatch to the backend's GEMM.
 #include "tensor/ops_common.h"
 
 #ifdef SDLORA_WITH_CUDA
@@ -96,6 +96,105 @@ void matmul_out(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool 
     return;
   }
   be.gemm(a, b, c, s.plan);
+}
+
+// ---- strided views
+
+namespace {
+
+int64_t view_last(const MatrixView& v, int64_t outer, int64_t batch) {
+  return v.offset + (outer - 1) * v.outer_stride + (batch - 1) * v.batch_stride +
+         (v.rows - 1) * v.ld + v.cols - 1;
+}
+
+void check_view(const MatrixView& v, int64_t outer, int64_t batch, const char* name) {
+  check_defined(v.base, "matmul_view", name);
+  SDLORA_CHECK(v.rows > 0 && v.cols > 0 && v.ld >= v.cols && v.offset >= 0 &&
+                   v.outer_stride >= 0 && v.batch_stride >= 0,
+               "matmul_view: ", name, " (", v.rows, " x ", v.cols, ", ld ", v.ld, ", offset ",
+               v.offset, ", strides ", v.outer_stride, ", ", v.batch_stride,
+               ") needs positive sizes, ld >= cols and non-negative offset and strides");
+  SDLORA_CHECK(view_last(v, outer, batch) < v.base.numel(), "matmul_view: ", name, " (", v.rows,
+               " x ", v.cols, ", ld ", v.ld, ", offset ", v.offset, ", strides ", v.outer_stride,
+               ", ", v.batch_stride, ", ", outer, " x ", batch, " matrices) reaches element ",
+               view_last(v, outer, batch), " of ", v.base.describe());
+}
+
+// The view's base from its offset on, as a flat tensor sharing storage.
+Tensor view_data(const MatrixView& v) {
+  const int64_t n = v.base.numel();
+  return v.base.reshape({n}).narrow(v.offset, n - v.offset);
+}
+
+bool views_overlap(const MatrixView& c, const MatrixView& x, int64_t outer, int64_t batch) {
+  if (c.base.storage() != x.base.storage()) return false;
+  const auto start = [](const MatrixView& v) {
+    return static_cast<const char*>(v.base.raw_data()) +
+           v.offset * static_cast<int64_t>(dtype_size(v.base.dtype()));
+  };
+  const auto end = [&](const MatrixView& v) {
+    return start(v) + (view_last(v, outer, batch) - v.offset + 1) *
+                          static_cast<int64_t>(dtype_size(v.base.dtype()));
+  };
+  return start(c) < end(x) && start(x) < end(c);
+}
+
+}  // namespace
+
+void matmul_view(const MatrixView& a, bool trans_a, const MatrixView& b, bool trans_b,
+                 const MatrixView& c, int64_t outer, int64_t batch, float alpha, float beta) {
+  SDLORA_CHECK(outer > 0 && batch > 0, "matmul_view: ", outer, " x ", batch,
+               " matrices; both counts must be positive");
+  check_view(a, outer, batch, "a");
+  check_view(b, outer, batch, "b");
+  check_view(c, outer, batch, "c");
+  check_same_device(a.base, b.base, "matmul_view");
+  check_same_device(a.base, c.base, "matmul_view");
+  check_same_dtype(a.base, b.base, "matmul_view");
+  const bool wide_out = a.base.dtype() == DType::kBFloat16 && c.base.dtype() == DType::kFloat32;
+  if (!wide_out) check_same_dtype(a.base, c.base, "matmul_view");
+  GemmPlan p;
+  p.trans_a = trans_a;
+  p.trans_b = trans_b;
+  p.m = trans_a ? a.cols : a.rows;
+  p.k = trans_a ? a.rows : a.cols;
+  p.n = trans_b ? b.rows : b.cols;
+  const int64_t kb = trans_b ? b.cols : b.rows;
+  SDLORA_CHECK(p.k == kb && c.rows == p.m && c.cols == p.n, "matmul_view: op(a) is ", p.m, " x ",
+               p.k, ", op(b) ", kb, " x ", p.n, " and c ", c.rows, " x ", c.cols,
+               "; they do not fit");
+  SDLORA_CHECK((outer == 1 || c.outer_stride > 0) && (batch == 1 || c.batch_stride > 0),
+               "matmul_view: c's batch strides (", c.outer_stride, ", ", c.batch_stride,
+               ") would write one matrix for several products");
+  SDLORA_CHECK(!views_overlap(c, a, outer, batch) && !views_overlap(c, b, outer, batch),
+               "matmul_view: c overlaps an operand");
+  p.lda = a.ld;
+  p.ldb = b.ld;
+  p.ldc = c.ld;
+  p.outer = outer;
+  p.batch = batch;
+  p.outer_a = a.outer_stride;
+  p.outer_b = b.outer_stride;
+  p.outer_c = c.outer_stride;
+  p.stride_a = a.batch_stride;
+  p.stride_b = b.batch_stride;
+  p.stride_c = c.batch_stride;
+  p.alpha = alpha;
+  p.beta = beta;
+  Backend& be = float_backend(a.base, "matmul_view");
+  Tensor cd = view_data(c);
+  if (needs_cpu_upcast(a.base)) {  // CPU bfloat16: float32 products, c rounded once
+    const Tensor af = cast(view_data(a), DType::kFloat32), bf = cast(view_data(b), DType::kFloat32);
+    if (wide_out) {
+      be.gemm(af, bf, cd, p);
+      return;
+    }
+    Tensor cf = cast(cd, DType::kFloat32);
+    be.gemm(af, bf, cf, p);
+    cd.copy_(cast(cf, cd.dtype()));  // untouched elements round-trip exactly
+    return;
+  }
+  be.gemm(view_data(a), view_data(b), cd, p);
 }
 
 void set_allow_tf32(bool allow) {

@@ -1,5 +1,6 @@
 // CPU matrix products: batched row-major GEMM on OpenBLAS (sgemm / dgemm), one call per batch
-// entry; a batch stride of 0 shares that operand across the batch.
+// entry; a batch stride of 0 shares that operand across the batch; leading dimensions and two
+// batch levels for the strided views of matmul_view.
 #include <cblas.h>
 
 #include <algorithm>
@@ -38,23 +39,29 @@ void CpuBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPla
     T* cp = c.data<T>();
     const T alpha = static_cast<T>(p.alpha), beta = static_cast<T>(p.beta);
     if (p.m == 0 || p.n == 0) return;
+    const int64_t ldc64 = p.ld_c();
     if (p.k == 0) {  // empty sum: C = beta C (beta 0 does not read C, as in BLAS)
-      for (int64_t bi = 0; bi < p.batch; ++bi) {
-        T* cb = cp + bi * p.stride_c;
-        for (int64_t i = 0; i < p.m * p.n; ++i) cb[i] = beta == T(0) ? T(0) : beta * cb[i];
-      }
+      for (int64_t o = 0; o < p.outer; ++o)
+        for (int64_t bi = 0; bi < p.batch; ++bi)
+          for (int64_t i = 0; i < p.m; ++i) {
+            T* row = cp + o * p.outer_c + bi * p.stride_c + i * ldc64;
+            for (int64_t j = 0; j < p.n; ++j) row[j] = beta == T(0) ? T(0) : beta * row[j];
+          }
       return;
     }
-    // Row-major leading dimensions: A is stored (m, k), or (k, m) when transposed; B likewise.
-    const int lda = blas_dim(p.trans_a ? p.m : p.k, p);
-    const int ldb = blas_dim(p.trans_b ? p.k : p.n, p);
-    const int ldc = blas_dim(p.n, p);
+    // Row-major leading dimensions: A is stored (m, k), or (k, m) when transposed; B likewise;
+    // a strided plan gives its own row pitches.
+    const int lda = blas_dim(p.ld_a(), p);
+    const int ldb = blas_dim(p.ld_b(), p);
+    const int ldc = blas_dim(ldc64, p);
     const CBLAS_TRANSPOSE ta = p.trans_a ? CblasTrans : CblasNoTrans;
     const CBLAS_TRANSPOSE tb = p.trans_b ? CblasTrans : CblasNoTrans;
-    for (int64_t bi = 0; bi < p.batch; ++bi) {
-      blas_gemm(ta, tb, blas_dim(p.m, p), blas_dim(p.n, p), blas_dim(p.k, p), alpha,
-                ap + bi * p.stride_a, lda, bp + bi * p.stride_b, ldb, beta, cp + bi * p.stride_c,
-                ldc);
+    for (int64_t o = 0; o < p.outer; ++o) {
+      for (int64_t bi = 0; bi < p.batch; ++bi) {
+        blas_gemm(ta, tb, blas_dim(p.m, p), blas_dim(p.n, p), blas_dim(p.k, p), alpha,
+                  ap + o * p.outer_a + bi * p.stride_a, lda, bp + o * p.outer_b + bi * p.stride_b,
+                  ldb, beta, cp + o * p.outer_c + bi * p.stride_c, ldc);
+      }
     }
   });
 }

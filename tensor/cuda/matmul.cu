@@ -1,5 +1,6 @@
 // Matrix products on CUDA through cuBLAS (float32, TF32 when allowed, bfloat16 with float32
-// accumulation and a bfloat16 or float32 result), batched with strides where a stride of 0 shares one operand across the batch.
+// accumulation and a bfloat16 or float32 result), batched with strides where a stride of 0 shares
+// one operand across the batch; leading dimensions and an outer batch level for matmul_view.
 #include "tensor/cuda/backend.h"
 #include "tensor/cuda/kernel_util.cuh"
 
@@ -21,6 +22,8 @@ void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPl
                     (a.dtype() == DType::kBFloat16 && c.dtype() == DType::kFloat32)),
                "gemm: dtypes differ: ", a.describe(), ", ", b.describe(), ", ", c.describe());
   if (plan.m == 0 || plan.n == 0 || plan.batch == 0) return;
+  SDLORA_CHECK(plan.k > 0 || !plan.strided(), "gemm: a strided plan needs k > 0 (m ", plan.m,
+               ", n ", plan.n, ", k ", plan.k, ")");
   if (plan.k == 0) {  // empty sum: C = beta C
     if (plan.beta == 0.0f)
       fill(c, 0.0);
@@ -48,20 +51,25 @@ void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPl
 
   const cublasOperation_t op_b = plan.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = plan.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const int64_t ld_b = plan.trans_b ? plan.k : plan.n;
-  const int64_t ld_a = plan.trans_a ? plan.m : plan.k;
-  const int64_t ld_c = plan.n;
+  const int64_t ld_b = plan.ld_b(), ld_a = plan.ld_a(), ld_c = plan.ld_c();
   const float alpha = plan.alpha, beta = plan.beta;  // scale type float for COMPUTE_32F*
+  const size_t ea = dtype_size(a.dtype()), ec = dtype_size(c.dtype());
 
-  if (plan.batch == 1) {
-    SDLORA_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha,
-                                        b.raw_data(), type, ld_b, a.raw_data(), type, ld_a, &beta,
-                                        c.raw_data(), type_c, ld_c, compute, CUBLAS_GEMM_DEFAULT));
-  } else {
-    SDLORA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
-        handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha, b.raw_data(), type, ld_b, plan.stride_b,
-        a.raw_data(), type, ld_a, plan.stride_a, &beta, c.raw_data(), type_c, ld_c, plan.stride_c,
-        plan.batch, compute, CUBLAS_GEMM_DEFAULT));
+  // The outer batch level (matmul_view's second batch dimension) is a loop of launches.
+  for (int64_t o = 0; o < plan.outer; ++o) {
+    const void* pa = static_cast<const char*>(a.raw_data()) + o * plan.outer_a * ea;
+    const void* pb = static_cast<const char*>(b.raw_data()) + o * plan.outer_b * ea;
+    void* pc = static_cast<char*>(c.raw_data()) + o * plan.outer_c * ec;
+    if (plan.batch == 1) {
+      SDLORA_CUBLAS_CHECK(cublasGemmEx_64(handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha, pb,
+                                          type, ld_b, pa, type, ld_a, &beta, pc, type_c, ld_c,
+                                          compute, CUBLAS_GEMM_DEFAULT));
+    } else {
+      SDLORA_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
+          handle, op_b, op_a, plan.n, plan.m, plan.k, &alpha, pb, type, ld_b, plan.stride_b, pa,
+          type, ld_a, plan.stride_a, &beta, pc, type_c, ld_c, plan.stride_c, plan.batch, compute,
+          CUBLAS_GEMM_DEFAULT));
+    }
   }
 }
 
