@@ -24,6 +24,17 @@ Var linear(const Var& x, const Var& w, const Var& b, const Var& residual);
 // comes from the GELU backward's pass. Fused node.
 Var linear_gelu(const Var& x, const Var& w, const Var& b = Var());
 
+// y (..., Ny) += for each part: t[..., t_begin : t_begin + r] up^T into y's columns
+// [col, col + d), up (d, r), t (..., R) with y's leading dimensions and dtype (up may be float32
+// under bfloat16). Updated IN PLACE: the result shares y's memory, so y must be an intermediate
+// no other node reads (the qkv product's output, before attention); its gradient passes through.
+// Parts read disjoint columns of t. One fused node (autograd/fused_lowrank.cpp).
+struct LowRankColumns {
+  int64_t col = 0, t_begin = 0;
+  Var up;
+};
+Var add_lowrank_columns_(const Var& y, const Var& t, const std::vector<LowRankColumns>& parts);
+
 // ---- elementwise, numpy broadcasting (gradients summed back to each input's shape)
 Var add(const Var& a, const Var& b);
 Var sub(const Var& a, const Var& b);
@@ -78,6 +89,10 @@ Var layernorm(const Var& x, const Var& w, const Var& b, double eps);
 // q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv) -> (B, H, Nq, Dv):
 // softmax(q k^T * scale) v with scale = 1 / sqrt(D). One fused node (saves q, k, v and P).
 Var attention(const Var& q, const Var& k, const Var& v);
+// The same over qkv (B, N, 3C) = [q | k | v], each C = heads heads of C / heads -> (B, N, C) in
+// the token layout: the heads read in place from qkv and written in place (strided products, no
+// permute copies); the gradient is one (B, N, 3C) buffer. One fused node (saves qkv and P).
+Var attention_qkv(const Var& qkv, int64_t heads);
 
 // ---- losses
 // logits (B, C), labels (B) int32/int64 -> 0-d: the batch mean of -log softmax(logits)[label].

@@ -1,6 +1,6 @@
 // Fused differentiable ops with hand-written backward: linear (+bias, +residual), linear + GELU,
-// the scalar-magnitude scale, LayerNorm, scaled-dot-product attention and cross-entropy over a
-// column range.
+// the scalar-magnitude scale, LayerNorm, scaled-dot-product attention (on separate q, k, v, or read
+// in place from the qkv output) and cross-entropy over a column range.
 #include <cmath>
 
 #include "autograd/functions.h"
@@ -251,6 +251,82 @@ Var attention(const Var& q, const Var& k, const Var& v) {
   S = Tensor();
   Tensor O = matmul(P, V);
   return record_node<AttentionNode>(std::move(O), {q, k, v}, Q, K, V, std::move(P), scale);
+}
+
+// ---- attention read from the qkv product's output and written in the token layout: qkv
+// (B, N, 3C) holds q, k and v side by side, each C = H heads of hd; head h of image b is the
+// (N, hd) matrix at column part * C + h * hd with row pitch 3C. The products read those views in
+// place (matmul_view) and write O as (B, N, H, hd) = (B, N, C), so no permute or slice copies;
+// the gradient dqkv is one (B, N, 3C) buffer whose three column windows the three gradient
+// products write (every element once, no zeros).
+namespace {
+
+struct QkvLayout {
+  int64_t B, N, H, hd, C;
+  // Head views of part 0 (q), 1 (k), 2 (v) of a (B, N, 3C) tensor; outer level heads, batch images.
+  MatrixView part(const Tensor& base, int64_t p) const {
+    return MatrixView{base, p * C, N, hd, 3 * C, hd, N * 3 * C};
+  }
+  MatrixView tokens(const Tensor& base) const {  // (B, N, C) in heads: the output and dO
+    return MatrixView{base, 0, N, hd, C, hd, N * C};
+  }
+  MatrixView scores(const Tensor& base) const {  // (B, H, N, N)
+    return MatrixView{base, 0, N, N, N, N * N, H * N * N};
+  }
+};
+
+class AttentionQkvNode final : public Node {
+ public:
+  AttentionQkvNode(std::vector<Edge> edges, Tensor qkv, Tensor p, QkvLayout l, double scale)
+      : Node("attention_qkv", std::move(edges)),
+        qkv_(std::move(qkv)),
+        p_(std::move(p)),
+        l_(l),
+        scale_(scale) {}
+
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    const Tensor dO = as_dtype(dy, qkv_.dtype());
+    const int64_t H = l_.H, B = l_.B;
+    Tensor dqkv = Tensor::empty(qkv_.shape(), qkv_.dtype(), qkv_.device());
+    matmul_view(l_.scores(p_), true, l_.tokens(dO), false, l_.part(dqkv, 2), H, B);  // dv = P^T dO
+    Tensor dP = Tensor::empty(p_.shape(), p_.dtype(), p_.device());
+    matmul_view(l_.tokens(dO), false, l_.part(qkv_, 2), true, l_.scores(dP), H, B);  // dO v^T
+    const Tensor dS = softmax_backward(p_, dP);
+    dP = Tensor();
+    const float s = static_cast<float>(scale_);
+    matmul_view(l_.scores(dS), false, l_.part(qkv_, 1), false, l_.part(dqkv, 0), H, B, s);
+    matmul_view(l_.scores(dS), true, l_.part(qkv_, 0), false, l_.part(dqkv, 1), H, B, s);
+    return {dqkv};
+  }
+  void release_saved() override { qkv_ = p_ = Tensor(); }
+
+ private:
+  Tensor qkv_, p_;
+  QkvLayout l_;
+  double scale_;
+};
+
+}  // namespace
+
+Var attention_qkv(const Var& qkv, int64_t heads) {
+  const Tensor X = qkv.data();
+  SDLORA_CHECK(X.ndim() == 3 && heads > 0 && X.size(2) % (3 * heads) == 0 && X.size(2) > 0,
+               "attention_qkv: qkv ", X.describe(), " should be (B, N, 3 C) with C a multiple of ",
+               heads, " heads");
+  QkvLayout l{X.size(0), X.size(1), heads, X.size(2) / (3 * heads), X.size(2) / 3};
+  if (l.B == 0 || l.N == 0) {
+    return record("attention_qkv", Tensor::zeros({l.B, l.N, l.C}, X.dtype(), X.device()), {qkv},
+                  {[](const Tensor& dy) { return Tensor::zeros(dy.shape(), dy.dtype(), dy.device()); }});
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(l.hd));
+  Tensor S = Tensor::empty({l.B, l.H, l.N, l.N}, X.dtype(), X.device());
+  matmul_view(l.part(X, 0), false, l.part(X, 1), true, l.scores(S), l.H, l.B,
+              static_cast<float>(scale));
+  Tensor P = softmax(S);
+  S = Tensor();
+  Tensor O = Tensor::empty({l.B, l.N, l.C}, X.dtype(), X.device());
+  matmul_view(l.scores(P), false, l.part(X, 2), false, l.tokens(O), l.H, l.B);
+  return record_node<AttentionQkvNode>(std::move(O), {qkv}, X, std::move(P), l, scale);
 }
 
 // ---- cross-entropy over logits[:, col_begin:col_end] against labels - col_begin
