@@ -77,13 +77,17 @@ Var Attention::forward(const Var& x, const Var& residual) const {
 Var Attention::heads_out(const Var& x) const {
   SDLORA_CHECK(x.ndim() == 3 && x.size(2) == dim_, "Attention: input ", x.describe(),
                " should be (B, N, ", dim_, ")");
-  const int64_t B = x.size(0), N = x.size(1), C = dim_, H = heads_, hd = C / H;
-  const Var y = qkv_->forward(x);  // (B, N, 3C): q, k, v side by side, each C = H heads of hd
-  Var q = slice(y, 2, 0, C), k = slice(y, 2, C, 2 * C), v = slice(y, 2, 2 * C, 3 * C);
-  if (adapter_) adapter_->adapt(x, q, v);
-  auto heads = [&](const Var& t) { return permute(reshape(t, {B, N, H, hd}), {0, 2, 1, 3}); };
-  const Var o = attention(heads(q), heads(k), heads(v));  // (B, H, N, hd)
-  return reshape(permute(o, {0, 2, 1, 3}), {B, N, C});
+  Var y = qkv_->forward(x);  // (B, N, 3C): q, k, v side by side, each C = H heads of hd
+  if (adapter_) y = adapter_->adapt_qkv(x, y);
+  // The heads are read in place from y and written in the (B, N, C) token layout (no copies).
+  return attention_qkv(y, heads_);
+}
+
+Var QKVAdapter::adapt_qkv(const Var& x, const Var& qkv) const {
+  const int64_t C = qkv.size(-1) / 3;
+  Var q = slice(qkv, -1, 0, C), v = slice(qkv, -1, 2 * C, 3 * C);
+  adapt(x, q, v);
+  return cat({q, slice(qkv, -1, C, 2 * C), v}, -1);
 }
 
 // ---- block, patch embedding, block list

@@ -46,6 +46,10 @@ class QKVAdapter {
  public:
   virtual ~QKVAdapter() = default;
   virtual void adapt(const Var& x, Var& q, Var& v) const = 0;
+  // The same on the qkv output (B, N, 3D) = [q | k | v]; returns the adapted qkv, which may be
+  // qkv itself updated in place (the caller reads only the result). By default q and v are
+  // sliced out, adapted and concatenated back.
+  virtual Var adapt_qkv(const Var& x, const Var& qkv) const;
 };
 
 // Multi-head self-attention: qkv (3D, D) with bias, heads of D/H, scale 1/sqrt(D/H), proj (D, D).
