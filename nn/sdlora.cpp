@@ -218,6 +218,21 @@ class SDLoRAQKV final : public QKVAdapter {
     v = add(v, matmul(slice(t, -1, rq, rq + rv), pv.stacked_up(owner_->alphas_), false, true));
   }
 
+  // The same on the qkv output itself: one down-product over the stacked factors of both
+  // projections, then each up-product accumulates into its columns of qkv (q at 0, v at 2D) with
+  // beta = 1, in place: no slices of qkv, no separate adds, no concatenation.
+  Var adapt_qkv(const Var& x, const Var& qkv) const override {
+    const SDLoRAProjection& pq = owner_->projection(2 * block_);
+    const SDLoRAProjection& pv = owner_->projection(2 * block_ + 1);
+    const Var dq = pq.stacked_down(), dv = pv.stacked_down();
+    if (!dq.defined()) return qkv;  // no components yet: the backbone's own function
+    const int64_t rq = dq.size(0), D = qkv.size(-1) / 3;
+    Var t = matmul(x, cat({dq, dv}, 0), false, true);  // (B, N, rq + rv)
+    if (t.dtype() != qkv.dtype()) t = cast(t, qkv.dtype());
+    return add_lowrank_columns_(
+        qkv, t, {{0, 0, pq.stacked_up(owner_->alphas_)}, {2 * D, rq, pv.stacked_up(owner_->alphas_)}});
+  }
+
  private:
   const SDLoRA* owner_;
   int64_t block_;
