@@ -1,7 +1,7 @@
 // The bf16 precision policy against float32 on the CPU: which tensors change dtype, a
 // ViT-Tiny-shaped forward within 1e-2 relative, one SD-LoRA training step's trainable gradients
-// (float32) within 2e-2 relative, and the merged export written as float32 or bfloat16 and read
-// back by a plain float32 ViT.
+// (float32) within 2e-2 relative (the magnitudes' scalars as one vector, see below), and the merged
+// export written as float32 or bfloat16 and read back by a plain float32 ViT.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -113,17 +113,34 @@ StepGrads sdlora_step(Precision precision) {
   return g;
 }
 
-// Measured with the fused linear ops (bias and residual added before the one bfloat16 rounding):
-// 0.7e-2 to 2.4e-2 over the 20 tensors, so the bound is 3e-2.
-TEST(Bf16Policy, TrainingStepTrainableGradientsWithin3e2OfFloat32) {
+// Every factor of the current pairs and the head's weight and bias within 2e-2 (norm-wise) of
+// float32 (measured 0.64e-2 to 1.56e-2: the error of the bf16 activations themselves, the
+// features being about 1e-2 off, see above). The magnitudes' gradients are scalars summed over
+// every block with cancellation: measured alpha_0 -1.08e-3 in float32 and an absolute error of
+// 1.3e-4, alpha_1 -8.21e-3 and 1.5e-4, so alpha_0 alone is 12% off at the same absolute error.
+// (With the whole SD-LoRA path in float32 it is still 6.5% off, so no rounding order fixes it.)
+// They are checked as one vector, norm-wise: 2.4e-2 measured, bound 3e-2.
+TEST(Bf16Policy, TrainingStepTrainableGradientsWithin2e2OfFloat32) {
   const StepGrads fp = sdlora_step(Precision::kFP32);
   const StepGrads bf = sdlora_step(Precision::kBF16);
   ASSERT_EQ(fp.grads.size(), bf.grads.size());
+  std::vector<double> alpha_fp, alpha_bf;
   for (size_t i = 0; i < fp.grads.size(); ++i) {
     EXPECT_EQ(bf.dtypes[i], DType::kFloat32) << "trainable tensor " << i;
-    EXPECT_LT(norm_rel_error(bf.grads[i], fp.grads[i]), 3e-2)
+    if (fp.grads[i].numel() == 1) {  // a magnitude
+      alpha_fp.push_back(host_values(fp.grads[i])[0]);
+      alpha_bf.push_back(host_values(bf.grads[i])[0]);
+      continue;
+    }
+    EXPECT_LT(norm_rel_error(bf.grads[i], fp.grads[i]), 2e-2)
         << "gradient of trainable tensor " << i;
   }
+  ASSERT_EQ(alpha_fp.size(), 2u);  // alpha_0 (frozen component) and alpha_1 (current)
+  const auto n = static_cast<int64_t>(alpha_fp.size());
+  EXPECT_LT(norm_rel_error(Tensor::from_vector<double>(alpha_bf, {n}),
+                           Tensor::from_vector<double>(alpha_fp, {n})),
+            3e-2)
+      << "gradients of the magnitudes";
 }
 
 TEST(Bf16Policy, MergedExportRoundTripsAsFloat32AndBf16) {
