@@ -6,14 +6,14 @@
 #include <sstream>
 
 #include "apps/demo_config.h"
+#include "cl/methods.h"
 
 namespace sdlora::apps {
 
 cl::Config demo_config() { return cl::config_from_json(kDemoConfigJson, "the demo config"); }
 
 const std::vector<std::string>& demo_methods() {
-  static const std::vector<std::string> kMethods = {"sdlora", "sdlora-rr", "sdlora-kd", "seq-lora",
-                                                    "linear-probe"};
+  static const std::vector<std::string> kMethods = cl::method_names();
   return kMethods;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
+#include "cl/methods.h"
 #include "data/transforms.h"
 #include "tensor/error.h"
 
@@ -204,17 +205,16 @@ const Key* find_key(const std::string& name) {
 }
 
 [[noreturn]] void unknown_key(const std::string& name, const std::string& source) {
-  std::string known;
-  for (const auto& k : keys()) known += (known.empty() ? "" : ", ") + k.name;
+  std::vector<std::string> names;
+  for (const auto& k : keys()) names.push_back(k.name);
+  const std::string known = join(names);
   SDLORA_THROW(source, ": unknown config key '", name, "' (known keys: ", known, ")");
 }
 
 template <typename T>
 void check_one_of(const std::string& key, const std::string& value, const T& allowed) {
   if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-  SDLORA_THROW("config key '", key, "': '", value, "' is not one of ", list);
+  SDLORA_THROW("config key '", key, "': '", value, "' is not one of ", join(allowed));
 }
 
 void check_milestones(const std::string& key, const std::vector<int64_t>& m) {
@@ -314,14 +314,13 @@ void Config::validate() const {
   if (released()) {
     SDLORA_CHECK(model_name == "sdlora", "config key 'model_name': '", model_name,
                  "' is not run by this project; it runs the released code's sdlora (and, with "
-                 "our own configs, methods sdlora, sdlora-rr, sdlora-kd, seq-lora, linear-probe)");
+                 "our own configs, methods ", join(method_names()), ")");
     SDLORA_CHECK(memory_size == 0 && memory_per_class == 0,
                  "config keys 'memory_size'/'memory_per_class': ", memory_size, "/",
                  memory_per_class, " ask for rehearsal; SD-LoRA is rehearsal-free (use 0)");
   }
   SDLORA_CHECK(num_workers >= 0, "config key 'num_workers': must be >= 0, got ", num_workers);
-  check_one_of("method", method,
-               std::vector<std::string>{"sdlora", "sdlora-rr", "sdlora-kd", "seq-lora", "linear-probe"});
+  check_one_of("method", method, method_names());
   check_one_of("sdlora_mode", sdlora_mode, std::vector<std::string>{"paper", "official"});
   check_one_of("precision", precision, std::vector<std::string>{"fp32", "bf16"});
   SDLORA_CHECK(rank > 0, "config key 'rank': must be positive, got ", rank);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/functions.h"
+#include "nn/module.h"
 #include "tensor/ops.h"
 
 namespace sdlora::cl {
@@ -59,12 +60,16 @@ std::map<std::string, Tensor> GrowingHead::state_dict() const {
 
 void GrowingHead::load_state_dict(const std::map<std::string, Tensor>& tensors) {
   auto w = tensors.find("head.weight"), b = tensors.find("head.bias");
-  SDLORA_CHECK(w != tensors.end() && b != tensors.end(),
-               "classifier checkpoint: head.weight and head.bias are required");
-  SDLORA_CHECK(w->second.ndim() == 2 && w->second.size(1) == width_ && b->second.ndim() == 1 &&
-                   b->second.size(0) == w->second.size(0),
-               "classifier checkpoint: head.weight ", w->second.describe(), " and head.bias ",
-               b->second.describe(), " do not fit a head of width ", width_);
+  LoadReport report;
+  if (w == tensors.end()) report.missing.push_back("head.weight");
+  if (b == tensors.end()) report.missing.push_back("head.bias");
+  if (report.missing.empty() &&
+      !(w->second.ndim() == 2 && w->second.size(1) == width_ && b->second.ndim() == 1 &&
+        b->second.size(0) == w->second.size(0)))
+    report.misshaped.push_back("head.weight " + w->second.describe() + " and head.bias " +
+                               b->second.describe() + " (want [classes, " +
+                               std::to_string(width_) + "] and [classes])");
+  report.throw_if_any("classifier checkpoint", "a head of width " + std::to_string(width_));
   frozen_w_ = w->second.to(DType::kFloat32).to(device_).clone();
   frozen_b_ = b->second.to(DType::kFloat32).to(device_).clone();
   cur_w_ = Var();

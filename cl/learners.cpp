@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "cl/learner.h"
+#include "cl/methods.h"
 #include "tensor/error.h"
 
 namespace sdlora::cl {
@@ -143,7 +144,8 @@ std::unique_ptr<Learner> make_learner(const Config& config, ViT& vit) {
                                            m == "sdlora-kd", config.kd_tau);
   if (m == "seq-lora") return std::make_unique<SeqLoRALearner>(vit, config.mode(), config.rank);
   if (m == "linear-probe") return std::make_unique<LinearProbeLearner>(vit);
-  SDLORA_THROW("unknown method '", m, "' (sdlora, sdlora-rr, sdlora-kd, seq-lora, linear-probe)");
+  method_info(m);  // throws listing the methods
+  SDLORA_THROW("method '", m, "' is registered (cl/methods.cpp) but has no learner here");
 }
 
 }  // namespace sdlora::cl

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cl/methods.h"
+
 namespace sdlora::cl {
 
 using json = nlohmann::json;
@@ -85,7 +87,7 @@ std::string RunResult::metrics_json() const {
     stored.push_back(r.params_stored);
     per_task.push_back(record_json(r));
   }
-  const bool adapters = config.method.rfind("sdlora", 0) == 0 || config.method == "seq-lora";
+  const bool adapters = method_info(config.method).adapters;
   json j{{"method", config.method},
          {"mode", adapters ? json(config.sdlora_mode) : json(nullptr)},
          {"dataset", config.dataset},

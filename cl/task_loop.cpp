@@ -10,6 +10,7 @@
 
 #include "autograd/functions.h"
 #include "cl/head.h"
+#include "cl/methods.h"
 #include "cl/run_dir.h"
 #include "cl/train_step.h"
 #include "data/class_order.h"
@@ -446,11 +447,11 @@ std::string plan_json(const Config& config, const Datasets& d) {
                      {"epochs", t == 0 ? config.init_epoch : config.epochs},
                      {"lr", t == 0 ? config.init_lr : config.lrate},
                      {"lr_per_epoch", epoch_lrs(config, t == 0)},
-                     {"rank", config.method == "linear-probe"
+                     {"rank", !method_info(config.method).adapters
                                   ? 0
                                   : config.effective_rank_schedule().rank_for(t)}});
   }
-  const bool adapters = config.method != "linear-probe";
+  const bool adapters = method_info(config.method).adapters;
   nlohmann::json j{{"dataset", config.dataset},
                    {"reader", config.dataset_reader()},
                    {"released_config", config.released()},

@@ -139,10 +139,7 @@ std::shared_ptr<Dataset> make_dataset(const std::string& name, const std::string
     fo.max_image_pixels = options.max_image_pixels;
     return open_image_folder(path, fo, name);
   }
-  std::ostringstream known;
-  for (size_t i = 0; i < dataset_names().size(); ++i)
-    known << (i ? ", " : "") << dataset_names()[i];
-  SDLORA_THROW("unknown dataset '", name, "'; known datasets: ", known.str());
+  SDLORA_THROW("unknown dataset '", name, "'; known datasets: ", join(dataset_names()));
 }
 
 std::shared_ptr<Dataset> make_dataset(const std::string& name, const std::string& path,

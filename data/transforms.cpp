@@ -274,9 +274,7 @@ Pipeline make_pipeline(const std::string& preset, int channels) {
     test.push_back(std::make_shared<Resize>(n, n, Interp::kBilinear));
     p.height = p.width = n;
   } else if (preset != "none") {
-    std::string known;
-    for (const std::string& k : pipeline_names()) known += (known.empty() ? "" : ", ") + k;
-    SDLORA_THROW("unknown transform pipeline '", preset, "'; known: ", known,
+    SDLORA_THROW("unknown transform pipeline '", preset, "'; known: ", join(pipeline_names()),
                  " (smallN for any N)");
   }
   p.train = std::make_shared<Compose>(std::move(train));

@@ -114,20 +114,28 @@ std::map<std::string, Tensor> Module::state_dict() const {
   return out;
 }
 
-namespace {
-std::string join(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-  return s;
+void LoadReport::throw_if_any(const std::string& what, const std::string& target,
+                              bool strict) const {
+  const bool fail = !misshaped.empty() || !problems.empty() ||
+                    (strict && (!missing.empty() || !unexpected.empty()));
+  if (!fail) return;
+  std::ostringstream msg;
+  msg << what << " does not fit " << target;
+  for (const auto& p : problems) msg << "\n  " << p;
+  auto list = [&](const char* kind, const std::vector<std::string>& names) {
+    if (!names.empty()) msg << "\n  " << kind << " (" << names.size() << "): " << join(names);
+  };
+  if (strict) list("missing", missing);
+  if (strict) list("unexpected", unexpected);
+  list("mis-shaped", misshaped);
+  SDLORA_THROW(msg.str());
 }
-}  // namespace
 
 LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
   std::vector<std::pair<std::string, Var>> targets = named_parameters();
   for (auto& b : named_buffers()) targets.push_back(b);
 
   LoadReport report;
-  std::vector<std::string> misshaped;
   std::set<std::string> known;
   for (const auto& [name, v] : targets) {
     known.insert(name);
@@ -135,7 +143,7 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& state, b
     if (it == state.end()) {
       report.missing.push_back(name);
     } else if (!it->second.defined() || it->second.shape() != v.shape()) {
-      misshaped.push_back(name + " (checkpoint " +
+      report.misshaped.push_back(name + " (checkpoint " +
                           (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
                           ", model " + shape_str(v.shape()) + ")");
     }
@@ -143,18 +151,7 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& state, b
   for (const auto& [name, t] : state)
     if (!known.count(name)) report.unexpected.push_back(name);
 
-  const bool fail = !misshaped.empty() || (strict && (!report.missing.empty() || !report.unexpected.empty()));
-  if (fail) {
-    std::ostringstream msg;
-    msg << "load_state_dict: the checkpoint does not fit the model";
-    if (strict && !report.missing.empty())
-      msg << "\n  missing (" << report.missing.size() << "): " << join(report.missing);
-    if (strict && !report.unexpected.empty())
-      msg << "\n  unexpected (" << report.unexpected.size() << "): " << join(report.unexpected);
-    if (!misshaped.empty())
-      msg << "\n  mis-shaped (" << misshaped.size() << "): " << join(misshaped);
-    SDLORA_THROW(msg.str());
-  }
+  report.throw_if_any("load_state_dict: the checkpoint", "the model", strict);
 
   for (auto& [name, v] : targets) {
     auto it = state.find(name);

@@ -14,10 +14,21 @@
 
 namespace sdlora {
 
-// What a non-strict load left out (a strict load throws instead when either is non-empty).
+// What a load found wrong with a checkpoint: the one report that modules, the classifier and the
+// SD-LoRA adapters fill, and one message format for all of them. A non-strict module load
+// returns it with what it left out; everything else throws it whole (every problem named at once).
 struct LoadReport {
-  std::vector<std::string> missing;     // in the module, not in the state dict
-  std::vector<std::string> unexpected;  // in the state dict, not in the module
+  std::vector<std::string> missing;     // in the model, not in the checkpoint
+  std::vector<std::string> unexpected;  // in the checkpoint, not in the model
+  std::vector<std::string> misshaped;   // "name (checkpoint [a, b], want [c, d])"
+  std::vector<std::string> problems;    // anything else (metadata, inconsistent sizes)
+
+  bool empty() const {
+    return missing.empty() && unexpected.empty() && misshaped.empty() && problems.empty();
+  }
+  // Throws "<what> does not fit <target>" followed by one line per non-empty list; nothing when
+  // empty. With strict = false, missing and unexpected names are not errors.
+  void throw_if_any(const std::string& what, const std::string& target, bool strict = true) const;
 };
 
 class Module {

@@ -50,7 +50,11 @@ std::map<std::string, std::string> SDLoRA::metadata(bool include_current) const 
 
 void SDLoRA::load_state_dict(const std::map<std::string, Tensor>& tensors,
                              const std::map<std::string, std::string>& metadata) {
-  std::vector<std::string> problems, missing, misshaped, unexpected;
+  LoadReport report;
+  std::vector<std::string>& problems = report.problems;
+  std::vector<std::string>& missing = report.missing;
+  std::vector<std::string>& misshaped = report.misshaped;
+  std::vector<std::string>& unexpected = report.unexpected;
   auto meta = [&](const std::string& key) {
     auto it = metadata.find(key);
     return it == metadata.end() ? std::string() : it->second;
@@ -123,20 +127,7 @@ void SDLoRA::load_state_dict(const std::map<std::string, Tensor>& tensors,
   for (const auto& [name, t] : tensors)
     if (is_adapter_key(name) && !expected.count(name)) unexpected.push_back(name);
 
-  if (!problems.empty() || !missing.empty() || !misshaped.empty() || !unexpected.empty()) {
-    std::ostringstream msg;
-    msg << "SD-LoRA load: the checkpoint does not fit the adapters";
-    for (const auto& p : problems) msg << "\n  " << p;
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      msg << "\n  " << what << " (" << names.size() << "):";
-      for (size_t i = 0; i < names.size(); ++i) msg << (i ? ", " : " ") << names[i];
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("mis-shaped", misshaped);
-    SDLORA_THROW(msg.str());
-  }
+  report.throw_if_any("SD-LoRA load: the checkpoint", "the adapters");
 
   auto get = [&](const std::string& name) {
     return cast(tensors.at(name), DType::kFloat32).to(device_).clone();

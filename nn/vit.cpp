@@ -45,9 +45,7 @@ std::vector<std::string> vit_preset_names() {
 ViTConfig vit_preset(const std::string& name, int64_t num_classes) {
   auto it = presets().find(name);
   if (it == presets().end()) {
-    std::string known;
-    for (const auto& n : vit_preset_names()) known += (known.empty() ? "" : ", ") + n;
-    SDLORA_THROW("unknown ViT preset '", name, "' (known: ", known, ")");
+    SDLORA_THROW("unknown ViT preset '", name, "' (known: ", join(vit_preset_names()), ")");
   }
   ViTConfig c;
   c.embed_dim = it->second[0];

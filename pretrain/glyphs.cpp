@@ -149,9 +149,7 @@ bool is_font_file(const fs::path& p) {
 const std::string& glyph_charset(const std::string& name) {
   for (const auto& [n, chars] : charsets())
     if (n == name) return chars;
-  std::string known;
-  for (const auto& n : glyph_charset_names()) known += (known.empty() ? "" : ", ") + n;
-  SDLORA_THROW("unknown glyph character set '", name, "' (known: ", known, ")");
+  SDLORA_THROW("unknown glyph character set '", name, "' (known: ", join(glyph_charset_names()), ")");
 }
 
 const std::vector<std::string>& glyph_charset_names() {

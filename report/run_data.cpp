@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "cl/methods.h"
 #include "tensor/error.h"
 
 namespace sdlora::report {
@@ -15,9 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// The methods in the order `sdlora demo` runs them.
-const std::vector<std::string> kDemoOrder = {"sdlora", "sdlora-rr", "sdlora-kd", "seq-lora",
-                                             "linear-probe"};
+// The methods in the order `sdlora demo` runs them (the registry's order).
+const std::vector<std::string> kDemoOrder = cl::method_names();
 
 // The folder's own name, also for "runs/sdlora/".
 std::string folder_name(const std::string& dir) {

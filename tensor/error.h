@@ -1,4 +1,5 @@
-// Errors: the one exception type of the library and the check macro that raises it.
+// Errors: the one exception type of the library, the check macro that raises it, and the string
+// helpers messages are built with.
 // Library code throws; only main() decides to exit.
 #pragma once
 
@@ -22,6 +23,18 @@ std::string concat(const Args&... args) {
 }
 [[noreturn]] void throw_error(const char* file, int line, const std::string& msg);
 }  // namespace detail
+
+// The parts separated by `sep` ("a, b, c"): the one way lists of names enter messages.
+template <typename Container>
+std::string join(const Container& parts, const std::string& sep = ", ") {
+  std::ostringstream os;
+  bool first = true;
+  for (const auto& p : parts) {
+    os << (first ? "" : sep) << p;
+    first = false;
+  }
+  return os.str();
+}
 
 }  // namespace sdlora
 
