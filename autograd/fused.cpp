@@ -306,6 +306,27 @@ class AttentionQkvNode final : public Node {
   double scale_;
 };
 
+// cuDNN's fused attention (tensor/ops.h fused_attention): saves qkv, o and the row statistics,
+// no (B, H, N, N) tensor.
+class FusedAttentionQkvNode final : public Node {
+ public:
+  FusedAttentionQkvNode(std::vector<Edge> edges, Tensor qkv, Tensor o, Tensor stats, int64_t heads)
+      : Node("attention_qkv_fused", std::move(edges)),
+        qkv_(std::move(qkv)),
+        o_(std::move(o)),
+        stats_(std::move(stats)),
+        heads_(heads) {}
+
+  std::vector<Tensor> backward(const Tensor& dy) override {
+    return {fused_attention_backward(qkv_, o_, as_dtype(dy, qkv_.dtype()), stats_, heads_)};
+  }
+  void release_saved() override { qkv_ = o_ = stats_ = Tensor(); }
+
+ private:
+  Tensor qkv_, o_, stats_;
+  int64_t heads_;
+};
+
 }  // namespace
 
 Var attention_qkv(const Var& qkv, int64_t heads) {
@@ -318,6 +339,15 @@ Var attention_qkv(const Var& qkv, int64_t heads) {
     return record("attention_qkv", Tensor::zeros({l.B, l.N, l.C}, X.dtype(), X.device()), {qkv},
                   {[](const Tensor& dy) { return Tensor::zeros(dy.shape(), dy.dtype(), dy.device()); }});
   }
+  if (fused_attention_available(X, heads)) {
+    note_attention_path("cuDNN SDPA (fused, bfloat16)");
+    FusedAttentionOut r = fused_attention(X, heads);
+    Tensor O = r.o;
+    return record_node<FusedAttentionQkvNode>(std::move(O), {qkv}, X, std::move(r.o),
+                                              std::move(r.stats), heads);
+  }
+  if (!X.device().is_cpu())
+    note_attention_path(std::string("strided products and softmax (") + dtype_name(X.dtype()) + ")");
   const double scale = 1.0 / std::sqrt(static_cast<double>(l.hd));
   Tensor S = Tensor::empty({l.B, l.H, l.N, l.N}, X.dtype(), X.device());
   matmul_view(l.part(X, 0), false, l.part(X, 1), true, l.scores(S), l.H, l.B,

@@ -67,3 +67,6 @@ fi
 ) > .deps/debs/MANIFEST.txt
 echo "fetch-deps: ${#queue[@]} packages in .deps/debs ($(du -sh .deps/debs | cut -f1)):"
 sed 's/^/  /' .deps/debs/MANIFEST.txt
+
+# cudnn-frontend's headers (the fused attention), from the pinned PyPI wheel.
+scripts/fetch-cudnn-frontend.sh

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -48,6 +49,22 @@ struct MatrixView {
 void matmul_view(const MatrixView& a, bool trans_a, const MatrixView& b, bool trans_b,
                  const MatrixView& c, int64_t outer, int64_t batch, float alpha = 1.0f,
                  float beta = 0.0f);
+
+// ---- fused attention over qkv (B, N, 3C) = [q | k | v] with `heads` heads (ops_attention.cpp):
+// cuDNN's SDPA on CUDA bfloat16 for supported shapes in builds with cudnn-frontend; elsewhere
+// fused_attention_available is false and attention runs as strided products (autograd's
+// attention_qkv). Scale 1 / sqrt(C / heads).
+bool fused_attention_available(const Tensor& qkv, int64_t heads);
+struct FusedAttentionOut {
+  Tensor o;      // (B, N, C) in the token layout
+  Tensor stats;  // (B, heads, N, 1) float32: each score row's log-sum-exp, for backward
+};
+FusedAttentionOut fused_attention(const Tensor& qkv, int64_t heads);
+// dqkv (B, N, 3C) from o, its gradient d_o and stats.
+Tensor fused_attention_backward(const Tensor& qkv, const Tensor& o, const Tensor& d_o,
+                                const Tensor& stats, int64_t heads);
+// Prints "sdlora: attention path: <path>" on stderr the first time a path is named.
+void note_attention_path(const std::string& path);
 
 // ---- fused linear layers: one product and its epilogue (cuBLASLt epilogues on CUDA; on the CPU
 // the same steps as loops around OpenBLAS, which define the semantics). tensor/ops_linear.cpp.
