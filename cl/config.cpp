@@ -3,6 +3,8 @@
 #include "cl/config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -27,15 +29,30 @@ struct Key {
   bool released_only = false;  // accepted only in a released config (one with model_name)
 };
 
+// The value as messages show it: scalars as written, containers by type and size (a deeply
+// nested hostile value is never walked).
+std::string describe(const json& v) {
+  if (v.is_array() || v.is_object())
+    return std::string(v.type_name()) + " of " + std::to_string(v.size()) + " entries";
+  const std::string text = v.dump();
+  return text.size() <= 80 ? text : text.substr(0, 80) + "...";
+}
+
 [[noreturn]] void bad_type(const std::string& key, const json& v, const char* want) {
-  SDLORA_THROW("config key '", key, "': expected ", want, ", got ", v.dump());
+  SDLORA_THROW("config key '", key, "': expected ", want, ", got ", describe(v));
 }
 
 int64_t read_int(const std::string& key, const json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) {
+  if (v.is_number_unsigned()) {  // above INT64_MAX would wrap through get<int64_t>
+    if (v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) return v.get<int64_t>();
+  } else if (v.is_number_integer()) {
+    return v.get<int64_t>();
+  } else if (v.is_number_float()) {
+    // Integral and inside [-2^63, 2^63) before the cast (outside it the cast is undefined).
     const double d = v.get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+    if (std::isfinite(d) && d == std::trunc(d) && d >= -9223372036854775808.0 &&
+        d < 9223372036854775808.0)
+      return static_cast<int64_t>(d);
   }
   bad_type(key, v, "an integer");
 }

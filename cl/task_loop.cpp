@@ -146,10 +146,13 @@ std::shared_ptr<const data::Dataset> first_per_class(std::shared_ptr<const data:
 
 Datasets open_datasets(const Config& config) {
   Datasets d;
-  d.train = first_per_class(
-      data::make_dataset(config.dataset_reader(), config.data_path, data::Split::kTrain),
-      config.train_per_class);
-  d.test = first_per_class(data::make_dataset(config.dataset_reader(), config.data_path, data::Split::kTest),
+  data::DatasetOptions o;
+  o.max_image_pixels = config.max_image_pixels;
+  o.split = data::Split::kTrain;
+  d.train = first_per_class(data::make_dataset(config.dataset_reader(), config.data_path, o),
+                            config.train_per_class);
+  o.split = data::Split::kTest;
+  d.test = first_per_class(data::make_dataset(config.dataset_reader(), config.data_path, o),
                            config.test_per_class);
   SDLORA_CHECK(d.train->num_classes() == d.test->num_classes(), "dataset '", config.dataset,
                "': the train split has ", d.train->num_classes(), " classes, the test split ",

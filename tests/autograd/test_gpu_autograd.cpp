@@ -31,21 +31,12 @@ CaseRun run_case(const OpCase& c, Device device) {
   return r;
 }
 
-// TF32 off: both sides compute true float32 products.
-class Tf32Off {
- public:
-  Tf32Off() : previous_(allow_tf32()) { set_allow_tf32(false); }
-  ~Tf32Off() { set_allow_tf32(previous_); }
-
- private:
-  bool previous_;
-};
 
 class GpuOps : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GpuOps, OutputAndGradientsMatchCpu) {
   SDLORA_REQUIRE_GPU();
-  Tf32Off tf32_off;
+  const test::Tf32Scope tf32_off(false);  // true float32 products on both sides
   const OpCase c = op_case(GetParam());
   const CaseRun gpu = run_case(c, Device::cuda());
   const CaseRun cpu = run_case(c, Device::cpu());
@@ -95,7 +86,7 @@ TEST(GpuMemory, GraphIsReleasedByBackward) {
 
 TEST(GpuMlp, LearnsThreeSpiralsWithSgdOnCuda) {
   SDLORA_REQUIRE_GPU();
-  Tf32Off tf32_off;
+  const test::Tf32Scope tf32_off(false);  // true float32 products on both sides
   const MlpRun run = train_mlp_on_spirals(Device::cuda());
   std::printf("spirals on cuda: loss %.4f -> %.4f, accuracy %.1f%%\n", run.initial_loss,
               run.final_loss, 100.0 * run.accuracy);

@@ -14,7 +14,7 @@ namespace {
 
 TEST(GpuTaskLoop, TinyRunMatchesTheCpu) {
   SDLORA_REQUIRE_GPU();
-  set_allow_tf32(false);  // float32 products on both sides
+  const sdlora::test::Tf32Scope restore_tf32(false);  // the run sets TF32 from its config
   const Datasets d = test::synthetic_datasets();
   RunResult results[2];
   std::string dirs[2];
@@ -22,6 +22,7 @@ TEST(GpuTaskLoop, TinyRunMatchesTheCpu) {
     Config c = test::tiny_config("sdlora-kd");
     c.device = i == 0 ? "cpu" : "cuda";
     c.epochs = c.init_epoch = 2;
+    c.tf32 = false;  // float32 products on both sides
     dirs[i] = test::temp_dir(std::string("gpu_") + c.device);
     RunOptions o;
     o.run_dir = dirs[i];

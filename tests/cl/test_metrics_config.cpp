@@ -8,19 +8,12 @@
 
 #include "cl/config.h"
 #include "cl/metrics.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora::cl {
 namespace {
 
-::testing::AssertionResult throws_with(const std::function<void()>& f, const std::string& text) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    if (std::string(e.what()).find(text) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "message '" << e.what() << "' lacks '" << text << "'";
-  }
-  return ::testing::AssertionFailure() << "no exception";
-}
+using sdlora::test::throws_naming;
 
 TEST(Metrics, HandComputedMatrix) {
   AccuracyMatrix m;
@@ -52,10 +45,10 @@ TEST(Metrics, HandComputedMatrix) {
   EXPECT_DOUBLE_EQ(m.new_after(1), 75.0);
   EXPECT_DOUBLE_EQ(m.old_after(2), 100.0 * 16.0 / 30.0);
   EXPECT_DOUBLE_EQ(m.new_after(2), 80.0);
-  EXPECT_TRUE(throws_with([&] { m.r(1, 2); }, "R[1][2]"));
-  EXPECT_TRUE(throws_with([&] { m.add({{1}, {2}, {}}); }, "must cover 4 tasks"));
+  EXPECT_TRUE(throws_naming([&] { m.r(1, 2); }, "R[1][2]"));
+  EXPECT_TRUE(throws_naming([&] { m.add({{1}, {2}, {}}); }, "must cover 4 tasks"));
   AccuracyMatrix bad;
-  EXPECT_TRUE(throws_with([&] { bad.add({{5}, {10}, {4}}); }, "top-5"));
+  EXPECT_TRUE(throws_naming([&] { bad.add({{5}, {10}, {4}}); }, "top-5"));
 }
 
 TEST(Metrics, ForgettingOrdersTasksNumerically) {
@@ -106,18 +99,41 @@ TEST(Config, ReadsReleasedKeysAndOurs) {
 }
 
 TEST(Config, ErrorsNameTheKey) {
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"lrate": 0.1, "learning_rate": 1})"); },
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"lrate": 0.1, "learning_rate": 1})"); },
                           "unknown config key 'learning_rate'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"epochs": "ten"})"); }, "'epochs'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"method": "ewc"})"); }, "'method'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"sdlora_mode": "both"})"); }, "'sdlora_mode'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"milestones": [15, 10]})"); }, "'milestones'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"rank_schedule": [[1, 4]]})"); }, "'rank_schedule'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"backbone": "resnet50"})"); }, "'backbone'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"batch_size": 0})"); }, "'batch_size'"));
-  EXPECT_TRUE(throws_with([] { config_from_json(R"({"optimizer": "rmsprop"})"); }, "'optimizer'"));
-  EXPECT_TRUE(throws_with([] { config_from_json("[1, 2]", "x.json"); }, "x.json"));
-  EXPECT_TRUE(throws_with([] { load_config("/nonexistent/c.json"); }, "/nonexistent/c.json"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": "ten"})"); }, "'epochs'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"method": "ewc"})"); }, "'method'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"sdlora_mode": "both"})"); }, "'sdlora_mode'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"milestones": [15, 10]})"); }, "'milestones'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"rank_schedule": [[1, 4]]})"); }, "'rank_schedule'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"backbone": "resnet50"})"); }, "'backbone'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"batch_size": 0})"); }, "'batch_size'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"optimizer": "rmsprop"})"); }, "'optimizer'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json("[1, 2]", "x.json"); }, "x.json"));
+  EXPECT_TRUE(throws_naming([] { load_config("/nonexistent/c.json"); }, "/nonexistent/c.json"));
+  // Hostile numbers: a float far outside int64 and an unsigned above INT64_MAX are refused (no
+  // undefined cast, no wrap); a deeply nested value is described, not walked.
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": 2e26})"); }, "'epochs'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": 18446744073709551615})"); },
+                            "expected an integer"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": 2.5})"); }, "'epochs'"));
+  const std::string nested = std::string(20000, '[') + std::string(20000, ']');
+  EXPECT_TRUE(throws_naming([&] { config_from_json("{\"epochs\": " + nested + "}"); },
+                            "array of 1 entries"));
+  EXPECT_EQ(config_from_json(R"({"epochs": 3.0})").epochs, 3);
+}
+
+TEST(Config, SeedListsAndOverrides) {
+  Config c = config_from_json(R"({"seed": [1993, 1994, 1995]})");
+  EXPECT_EQ(c.seed, 1993);
+  EXPECT_EQ(c.seeds, (std::vector<int64_t>{1993, 1994, 1995}));
+  EXPECT_EQ(c.per_seed().size(), 3u);
+  EXPECT_EQ(c.per_seed()[2].seed, 1995);
+  EXPECT_TRUE(c.per_seed()[2].seeds.empty());
+  apply_override(c, "seed=7,8");
+  EXPECT_EQ(c.seeds, (std::vector<int64_t>{7, 8}));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"seed": [1, 1]})"); }, "listed twice"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"seed": []})"); }, "'seed'"));
 }
 
 TEST(Config, OverridesAreTypedByKey) {
@@ -141,12 +157,12 @@ TEST(Config, OverridesAreTypedByKey) {
   apply_override(c, "method=sdlora-rr");
   EXPECT_EQ(c.seed, 7);
   EXPECT_NO_THROW(c.validate());
-  EXPECT_TRUE(throws_with([&] { apply_override(c, "epochs=many"); }, "epochs"));
+  EXPECT_TRUE(throws_naming([&] { apply_override(c, "epochs=many"); }, "epochs"));
   EXPECT_EQ(c.epochs, 3);  // unchanged on error
-  EXPECT_TRUE(throws_with([&] { apply_override(c, "colour=red"); }, "unknown config key 'colour'"));
-  EXPECT_TRUE(throws_with([&] { apply_override(c, "epochs"); }, "key=value"));
+  EXPECT_TRUE(throws_naming([&] { apply_override(c, "colour=red"); }, "unknown config key 'colour'"));
+  EXPECT_TRUE(throws_naming([&] { apply_override(c, "epochs"); }, "key=value"));
   apply_override(c, "rank=0");
-  EXPECT_TRUE(throws_with([&] { c.validate(); }, "'rank'"));
+  EXPECT_TRUE(throws_naming([&] { c.validate(); }, "'rank'"));
 }
 
 TEST(Config, ShippedConfigsLoad) {

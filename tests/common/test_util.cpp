@@ -99,4 +99,22 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+::testing::AssertionResult throws_naming(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    if (msg.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "message \"" << msg << "\" does not name \"" << needle
+                                         << "\"";
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "threw a non-sdlora exception: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "did not throw (expected an error naming \"" << needle
+                                       << "\")";
+}
+
+Tf32Scope::Tf32Scope(bool on) : saved_(allow_tf32()) { set_allow_tf32(on); }
+Tf32Scope::~Tf32Scope() { set_allow_tf32(saved_); }
+
 }  // namespace sdlora::test

@@ -64,4 +64,20 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double
 // The message of the sdlora::Error that f throws, or "" when it throws none.
 std::string error_of(const std::function<void()>& f);
 
+// Whether f throws sdlora::Error whose message contains `needle` (an op, key, file or tensor);
+// another exception type, another message or no exception fails with what happened.
+::testing::AssertionResult throws_naming(const std::function<void()>& f, const std::string& needle);
+
+// Sets TF32 for float32 products on CUDA for a scope and restores the previous setting.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool on);
+  ~Tf32Scope();
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool saved_;
+};
+
 }  // namespace sdlora::test

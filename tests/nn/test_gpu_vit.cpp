@@ -21,15 +21,6 @@ using test::host_values;
 
 using test::rel_close;
 
-// TF32 off for the duration of a test: the fixture's tolerance is float32's.
-class NoTF32 {
- public:
-  NoTF32() : saved_(allow_tf32()) { set_allow_tf32(false); }
-  ~NoTF32() { set_allow_tf32(saved_); }
-
- private:
-  bool saved_;
-};
 
 struct Model {
   SafetensorsFile file;
@@ -91,7 +82,7 @@ class GpuSDLoRAFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GpuSDLoRAFixture, MatchesPyTorchAndTheCpu) {
   SDLORA_REQUIRE_GPU();
-  NoTF32 fp32;
+  const test::Tf32Scope fp32(false);
   Model cuda = load_fixture(GetParam(), Device::cuda());
   EXPECT_TRUE(cuda.vit->block(1).attn().qkv().weight().device().is_cuda());
   const Result g = run_step(cuda);
@@ -110,7 +101,7 @@ TEST_P(GpuSDLoRAFixture, MatchesPyTorchAndTheCpu) {
 
 TEST_P(GpuSDLoRAFixture, MergedForwardEqualsTheAdaptedOne) {
   SDLORA_REQUIRE_GPU();
-  NoTF32 fp32;
+  const test::Tf32Scope fp32(false);
   Model m = load_fixture(GetParam(), Device::cuda());
   NoGradGuard no_grad;
   const Tensor x = m.t("input.images").to(Device::cuda());
@@ -127,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, GpuSDLoRAFixture, ::testing::Values("paper", "of
 
 TEST(GpuSDLoRA, TaskBoundariesKDAndCheckpointsAcrossDevices) {
   SDLORA_REQUIRE_GPU();
-  NoTF32 fp32;
+  const test::Tf32Scope fp32(false);
   Model g = load_fixture("paper", Device::cuda());
   Model c = load_fixture("paper", Device::cpu());
   const Tensor x = g.t("input.images");

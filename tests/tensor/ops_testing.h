@@ -36,22 +36,7 @@ inline std::vector<int64_t> unravel(int64_t flat, const Shape& shape) {
   return c;
 }
 
-// Whether f throws sdlora::Error with a message containing `needle` (the op's name).
-template <typename F>
-::testing::AssertionResult throws_naming(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    if (msg.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "message \"" << msg << "\" does not name \"" << needle << "\"";
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-sdlora exception: " << e.what();
-  }
-  return ::testing::AssertionFailure()
-         << "did not throw (expected an error naming \"" << needle << "\")";
-}
+using test::throws_naming;  // tests/common/test_util.h
 
 // Central differences (f(x + h e_i) - f(x - h e_i)) / 2h of a scalar function of a float64 tensor.
 inline std::vector<double> numeric_grad(const Tensor& x,

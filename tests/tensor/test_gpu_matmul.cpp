@@ -28,11 +28,7 @@ Tolerance product_tol(DType dtype, int64_t k, bool tf32 = false) {
 }
 
 // Restores the TF32 setting on scope exit.
-struct Tf32Scope {
-  bool saved = allow_tf32();
-  explicit Tf32Scope(bool on) { set_allow_tf32(on); }
-  ~Tf32Scope() { set_allow_tf32(saved); }
-};
+using test::Tf32Scope;
 
 struct Dims {
   int64_t m, k, n;

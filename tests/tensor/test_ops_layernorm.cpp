@@ -142,7 +142,7 @@ TEST(OpsLayerNorm, BFloat16) {
   EXPECT_TRUE(all_close(g.db, gd.db, 2e-2, 2e-2, "bfloat16 db"));
 }
 
-TEST(OpsLayerNorm, Errors) {
+TEST(OpsLayerNorm, BadArgumentsNameTheOp) {
   const Tensor x = Tensor::zeros({4, 8}), w = Tensor::full({8}, 1.0), b = Tensor::zeros({8});
   EXPECT_TRUE(throws_naming([&] { layernorm(x, Tensor::zeros({7}), b, 1e-5); }, "layernorm"));
   EXPECT_TRUE(throws_naming([&] { layernorm(x, w, Tensor::zeros({4}), 1e-5); }, "bias"));

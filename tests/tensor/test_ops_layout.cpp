@@ -232,7 +232,7 @@ TEST(OpsLayout, IndexAddAccumulatesRepeatedIndices) {
   EXPECT_EQ(host_values(db), (std::vector<double>{0, 3, 0, 7}));
 }
 
-TEST(OpsLayout, Errors) {
+TEST(OpsLayout, BadArgumentsNameTheOp) {
   const Tensor x = iota({2, 3, 4});
   EXPECT_TRUE(throws_naming([&] { permute(x, {0, 0, 1}); }, "permute"));
   EXPECT_TRUE(throws_naming([&] { permute(x, {0, 1}); }, "permute"));

@@ -120,7 +120,7 @@ TEST(OpsLoss, BFloat16Logits) {
   EXPECT_TRUE(all_close(d, want, 8e-3, 1e-5, "bfloat16 dlogits"));
 }
 
-TEST(OpsLoss, Errors) {
+TEST(OpsLoss, BadArgumentsNameTheOp) {
   const Tensor logits = Tensor::zeros({3, 4});
   const Tensor dloss = Tensor::from_vector<float>({1.0f}, {1});
   EXPECT_TRUE(throws_naming(

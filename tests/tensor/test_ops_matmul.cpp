@@ -189,7 +189,7 @@ TEST(OpsMatmul, EmptyInnerDimensionGivesBetaTimesC) {
             (Shape{0, 4}));
 }
 
-TEST(OpsMatmul, Errors) {
+TEST(OpsMatmul, BadArgumentsNameTheOp) {
   const Tensor a = Tensor::zeros({4, 5}), b = Tensor::zeros({6, 7});
   EXPECT_TRUE(throws_naming([&] { matmul(a, b); }, "matmul"));
   EXPECT_TRUE(throws_naming([&] { matmul(a, b); }, "[4, 5]"));

@@ -72,7 +72,7 @@ TEST(OpsPatch, UnpatchifyIsTheAdjoint) {
   EXPECT_NEAR(dot(patchify(x32, 16), y32), dot(x32, unpatchify(y32, 3, 32, 32, 16)), 1e-9);
 }
 
-TEST(OpsPatch, Errors) {
+TEST(OpsPatch, BadArgumentsNameTheOp) {
   EXPECT_TRUE(throws_naming([] { patchify(Tensor::zeros({1, 3, 10, 8}), 4); }, "patchify"));
   EXPECT_TRUE(throws_naming([] { patchify(Tensor::zeros({3, 8, 8}), 4); }, "patchify"));
   EXPECT_TRUE(throws_naming([] { patchify(Tensor::zeros({1, 3, 8, 8}), 0); }, "patchify"));

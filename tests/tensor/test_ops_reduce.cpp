@@ -168,7 +168,7 @@ TEST(OpsReduce, BFloat16) {
   }
 }
 
-TEST(OpsReduce, Errors) {
+TEST(OpsReduce, BadArgumentsNameTheOp) {
   const Tensor x = make({1, 2, 3, 4, 5, 6}, {2, 3});
   EXPECT_TRUE(throws_naming([&] { sum(x, 2); }, "sum"));
   EXPECT_TRUE(throws_naming([&] { mean(x, -3); }, "mean"));

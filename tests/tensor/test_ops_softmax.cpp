@@ -119,7 +119,7 @@ TEST(OpsSoftmax, BFloat16) {
                         2e-2, 1e-3, "bfloat16 softmax_backward"));
 }
 
-TEST(OpsSoftmax, Errors) {
+TEST(OpsSoftmax, BadArgumentsNameTheOp) {
   const Tensor y = Tensor::zeros({2, 3});
   EXPECT_TRUE(throws_naming(
       [&] {
