@@ -80,8 +80,8 @@ Var add_lowrank_columns_(const Var& y, const Var& t, const std::vector<LowRankCo
                y.describe(), " and ", t.describe());
   const Tensor Y = y.data();
   const DType cd = Y.dtype();
-  SDLORA_CHECK(t.dtype() == cd, "add_lowrank_columns_: t ", t.describe(), " should have y's dtype (",
-               Y.describe(), ")");
+  SDLORA_CHECK(t.dtype() == cd, "add_lowrank_columns_: t ", t.describe(),
+               " should have y's dtype (", Y.describe(), ")");
   for (int64_t i = 0; i + 1 < Y.ndim(); ++i)
     SDLORA_CHECK(Y.size(i) == t.size(i), "add_lowrank_columns_: y ", Y.describe(), " and t ",
                  t.describe(), " differ in their leading dimensions");
@@ -92,12 +92,11 @@ Var add_lowrank_columns_(const Var& y, const Var& t, const std::vector<LowRankCo
   int64_t covered = 0;
   for (size_t j = 0; j < parts.size(); ++j) {
     const LowRankColumns& p = parts[j];
-    SDLORA_CHECK(p.up.defined() && p.up.ndim() == 2 && p.up.size(0) > 0 && p.up.size(1) > 0 &&
-                     p.col >= 0 && p.col + p.up.size(0) <= Ny && p.t_begin >= 0 &&
-                     p.t_begin + p.up.size(1) <= R,
-                 "add_lowrank_columns_: part ", j, " (up ", p.up.describe(), ", column ", p.col,
-                 ", t column ", p.t_begin, ") does not fit y ", Y.describe(), " and t ",
-                 t.describe());
+    SDLORA_CHECK(
+        p.up.defined() && p.up.ndim() == 2 && p.up.size(0) > 0 && p.up.size(1) > 0 && p.col >= 0 &&
+            p.col + p.up.size(0) <= Ny && p.t_begin >= 0 && p.t_begin + p.up.size(1) <= R,
+        "add_lowrank_columns_: part ", j, " (up ", p.up.describe(), ", column ", p.col,
+        ", t column ", p.t_begin, ") does not fit y ", Y.describe(), " and t ", t.describe());
     for (const auto& [b, e] : t_ranges)
       SDLORA_CHECK(p.t_begin >= e || p.t_begin + p.up.size(1) <= b, "add_lowrank_columns_: part ",
                    j, " reads t columns another part reads");

@@ -35,7 +35,8 @@ float attention_scale(const Tensor& qkv, int64_t heads) {
 
 FusedAttentionOut fused_attention(const Tensor& qkv, int64_t heads) {
   SDLORA_CHECK(fused_attention_available(qkv, heads), "fused_attention: qkv ", qkv.describe(),
-               " with ", heads, " heads has no fused path (CUDA, bfloat16, head dim a multiple of "
+               " with ", heads,
+               " heads has no fused path (CUDA, bfloat16, head dim a multiple of "
                "8 up to 128, a build with cudnn-frontend)");
   const int64_t B = qkv.size(0), N = qkv.size(1), C = qkv.size(2) / 3;
   FusedAttentionOut r{Tensor::empty({B, N, C}, qkv.dtype(), qkv.device()),

@@ -85,8 +85,8 @@ std::shared_ptr<fe::graph::Graph> build_forward(const Shape4& s, float scale) {
   auto q = g->tensor(qkv_part(s, "q", kQ));
   auto k = g->tensor(qkv_part(s, "k", kK));
   auto v = g->tensor(qkv_part(s, "v", kV));
-  auto attrs = fe::graph::SDPA_attributes().set_name("sdpa").set_generate_stats(true).set_attn_scale(
-      scale);
+  auto attrs =
+      fe::graph::SDPA_attributes().set_name("sdpa").set_generate_stats(true).set_attn_scale(scale);
   auto [o, stats] = g->sdpa(q, k, v, attrs);
   o->set_output(true)
       .set_uid(kO)
@@ -108,7 +108,8 @@ std::shared_ptr<fe::graph::Graph> build_backward(const Shape4& s, float scale) {
   auto o = g->tensor(tokens(s, "o", kO));
   auto d_o = g->tensor(tokens(s, "do", kDO));
   auto stats = g->tensor(stats_attr(s));
-  auto attrs = fe::graph::SDPA_backward_attributes().set_name("sdpa_backward").set_attn_scale(scale);
+  auto attrs =
+      fe::graph::SDPA_backward_attributes().set_name("sdpa_backward").set_attn_scale(scale);
   auto [dq, dk, dv] = g->sdpa_backward(q, k, v, o, d_o, stats, attrs);
   const std::pair<std::shared_ptr<fe::graph::Tensor_attributes>, int64_t> outs[] = {
       {dq, kDQ}, {dk, kDK}, {dv, kDV}};
@@ -210,9 +211,11 @@ void sdpa_backward(const Tensor& qkv, const Tensor& o, const Tensor& d_o, const 
   const Shape4 s = shape_of(qkv, heads);
   set_device(qkv.device().index);
   std::unordered_map<int64_t, void*> pack{
-      {kQ, part_ptr(qkv, 0, s.C)},  {kK, part_ptr(qkv, 1, s.C)},   {kV, part_ptr(qkv, 2, s.C)},
-      {kO, o.raw_data()},           {kDO, d_o.raw_data()},         {kStats, stats.raw_data()},
-      {kDQ, part_ptr(dqkv, 0, s.C)}, {kDK, part_ptr(dqkv, 1, s.C)}, {kDV, part_ptr(dqkv, 2, s.C)}};
+      {kQ, part_ptr(qkv, 0, s.C)},   {kK, part_ptr(qkv, 1, s.C)},
+      {kV, part_ptr(qkv, 2, s.C)},   {kO, o.raw_data()},
+      {kDO, d_o.raw_data()},         {kStats, stats.raw_data()},
+      {kDQ, part_ptr(dqkv, 0, s.C)}, {kDK, part_ptr(dqkv, 1, s.C)},
+      {kDV, part_ptr(dqkv, 2, s.C)}};
   run(*e.bwd, qkv, pack);
 }
 

@@ -24,9 +24,8 @@ Var unfused_attention(const Var& qkv, int64_t H) {
 }
 
 TEST(AttentionQkv, MatchesFiniteDifferences) {
-  const GradcheckResult r =
-      gradcheck([](const std::vector<Var>& v) { return attention_qkv(v[0], 2); },
-                {f64({2, 3, 12}, 1)});
+  const GradcheckResult r = gradcheck(
+      [](const std::vector<Var>& v) { return attention_qkv(v[0], 2); }, {f64({2, 3, 12}, 1)});
   EXPECT_TRUE(r.ok) << r.message;
 }
 
@@ -87,18 +86,20 @@ TEST(LowRankColumns, MatchesTheUnfusedCompositionAndWritesInPlace) {
   };
   const std::vector<Tensor> f = run(true), u = run(false);
   const char* names[] = {"output", "dy", "dt", "du1", "du2"};
-  for (size_t i = 0; i < f.size(); ++i)
-    EXPECT_TRUE(all_close(f[i], u[i], 1e-5, 1e-5, names[i]));
+  for (size_t i = 0; i < f.size(); ++i) EXPECT_TRUE(all_close(f[i], u[i], 1e-5, 1e-5, names[i]));
 }
 
 TEST(LowRankColumns, BadPartsAreErrors) {
   const Var y(Tensor::zeros({3, 6})), t(Tensor::zeros({3, 2}));
   const Var u(Tensor::zeros({4, 2}));
-  EXPECT_NE(error_of([&] { add_lowrank_columns_(y, t, {{4, 0, u}}); }).find("does not fit"),
+  EXPECT_NE(error_of([&] {
+              add_lowrank_columns_(y, t, {{4, 0, u}});
+            }).find("does not fit"),
             std::string::npos);
   const Var u1(Tensor::zeros({2, 2}));
-  EXPECT_NE(error_of([&] { add_lowrank_columns_(y, t, {{0, 0, u1}, {2, 0, u1}}); })
-                .find("reads t columns"),
+  EXPECT_NE(error_of([&] {
+              add_lowrank_columns_(y, t, {{0, 0, u1}, {2, 0, u1}});
+            }).find("reads t columns"),
             std::string::npos);
 }
 

@@ -33,7 +33,8 @@ ViewsRun run(Device device, DType act) {
   Var t(cast(random_tensor({B, N, rq + rv}, 2), act).to(device), true);
   Var uq(random_tensor({C, rq}, 3, -0.2, 0.2).to(device), true);
   Var uv(random_tensor({C, rv}, 4, -0.2, 0.2).to(device), true);
-  const Var y = attention_qkv(add_lowrank_columns_(mul(qkv, 1.0), t, {{0, 0, uq}, {2 * C, rq, uv}}), H);
+  const Var y =
+      attention_qkv(add_lowrank_columns_(mul(qkv, 1.0), t, {{0, 0, uq}, {2 * C, rq, uv}}), H);
   backward(sum(mul(y, Var(cast(random_tensor({B, N, C}, 5), act).to(device)))));
   ViewsRun r{y.data().to(Device::cpu()), {}};
   for (const Var& v : {qkv, t, uq, uv}) r.grads.push_back(v.grad().to(Device::cpu()));

@@ -22,8 +22,8 @@ TEST(GpuMatmulView, AttentionLayoutMatchesCpu) {
       const Tensor& base = dev ? qkv.gpu : qkv.cpu;
       Tensor& s = dev ? s_gpu : s_cpu;
       Tensor& o = dev ? o_gpu : o_cpu;
-      matmul_view(head(base, 0), false, head(base, 1), true, MatrixView{s, 0, N, N, N, N * N, H * N * N},
-                  H, B, 0.125f);
+      matmul_view(head(base, 0), false, head(base, 1), true,
+                  MatrixView{s, 0, N, N, N, N * N, H * N * N}, H, B, 0.125f);
       matmul_view(MatrixView{s, 0, N, N, N, N * N, H * N * N}, false, head(base, 2), false,
                   MatrixView{o, 0, N, hd, C, hd, N * C}, H, B);
     }

@@ -30,7 +30,8 @@ std::vector<double> reference(const MatrixView& a, bool ta, const MatrixView& b,
       for (int64_t i = 0; i < c.rows; ++i)
         for (int64_t j = 0; j < c.cols; ++j) {
           double s = 0.0;
-          for (int64_t q = 0; q < k; ++q) s += at(fa, a, ta, o, bi, i, q) * at(fb, b, tb, o, bi, q, j);
+          for (int64_t q = 0; q < k; ++q)
+            s += at(fa, a, ta, o, bi, i, q) * at(fb, b, tb, o, bi, q, j);
           double& out = fc[static_cast<size_t>(c.offset + o * c.outer_stride + bi * c.batch_stride +
                                                i * c.ld + j)];
           out = alpha * s + (beta == 0.0 ? 0.0 : beta * out);
@@ -51,7 +52,7 @@ TEST(MatmulView, AttentionLayoutMatchesNaiveLoop) {
       v.rows = N;
       v.cols = hd;
       v.ld = 3 * C;
-      v.outer_stride = hd;          // heads
+      v.outer_stride = hd;         // heads
       v.batch_stride = N * 3 * C;  // images
       return v;
     };
@@ -79,7 +80,8 @@ TEST(MatmulView, TransposesAccumulationAndSharedOperands) {
       const Tensor a = random_tensor({2, ta ? k : m, (ta ? m : k) + 2}, 10);  // padded rows
       const Tensor b = random_tensor({tb ? n : k, tb ? k : n}, 11);           // shared
       Tensor c = random_tensor({2, m, 3 * n}, 12);
-      const MatrixView av{a, 1, ta ? k : m, ta ? m : k, (ta ? m : k) + 2, 0, (ta ? k : m) * ((ta ? m : k) + 2)};
+      const MatrixView av{
+          a, 1, ta ? k : m, ta ? m : k, (ta ? m : k) + 2, 0, (ta ? k : m) * ((ta ? m : k) + 2)};
       const MatrixView bv{b, 0, tb ? n : k, tb ? k : n, tb ? k : n, 0, 0};
       const MatrixView cv{c, 2 * n, m, n, 3 * n, 0, m * 3 * n};
       const std::vector<double> want = reference(av, ta, bv, tb, cv, 1, 2, 1.5, 1.0);
@@ -106,16 +108,28 @@ TEST(MatmulView, BadViewsAreErrors) {
   const MatrixView ok{a, 0, 2, 2, 4, 0, 0};
   MatrixView past = ok;
   past.offset = 11;  // last element 11 + 4 + 1 = 16: one past the end
-  EXPECT_TRUE(throws_naming([&] { matmul_view(past, false, ok, false, MatrixView{c, 0, 2, 2, 4, 0, 0}, 1, 1); },
-                            "reaches element 16"));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        matmul_view(past, false, ok, false, MatrixView{c, 0, 2, 2, 4, 0, 0}, 1, 1);
+      },
+      "reaches element 16"));
   MatrixView narrow_ld = ok;
   narrow_ld.ld = 1;
-  EXPECT_TRUE(throws_naming([&] { matmul_view(narrow_ld, false, ok, false, MatrixView{c, 0, 2, 2, 4, 0, 0}, 1, 1); },
-                            "ld >= cols"));
-  EXPECT_TRUE(throws_naming([&] { matmul_view(ok, false, ok, false, MatrixView{c, 0, 2, 3, 4, 0, 0}, 1, 1); },
-                            "do not fit"));
-  EXPECT_TRUE(throws_naming([&] { matmul_view(ok, false, ok, false, MatrixView{c, 0, 2, 2, 4, 0, 0}, 1, 2); },
-                            "would write one matrix"));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        matmul_view(narrow_ld, false, ok, false, MatrixView{c, 0, 2, 2, 4, 0, 0}, 1, 1);
+      },
+      "ld >= cols"));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        matmul_view(ok, false, ok, false, MatrixView{c, 0, 2, 3, 4, 0, 0}, 1, 1);
+      },
+      "do not fit"));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        matmul_view(ok, false, ok, false, MatrixView{c, 0, 2, 2, 4, 0, 0}, 1, 2);
+      },
+      "would write one matrix"));
   Tensor shared = Tensor::zeros({4, 4});
   const MatrixView in_shared{shared, 0, 2, 2, 4, 0, 0}, out_shared{shared, 2, 2, 2, 4, 0, 0};
   EXPECT_TRUE(throws_naming([&] { matmul_view(in_shared, false, ok, false, out_shared, 1, 1); },
