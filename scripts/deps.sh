@@ -5,7 +5,7 @@
 # zlib (gzipped datasets), PLplot with its cairo driver (figures of `sdlora report`, optional),
 # SLEEF (vectorised erfc and exp of the CPU kernels).
 # Fonts: glyphs for backbone pre-training. Data: Fashion-MNIST (the demo).
-SDLORA_BUILD_PACKAGES="build-essential cmake ninja-build unzip python3-pip"
+SDLORA_BUILD_PACKAGES="build-essential cmake ninja-build unzip python3-pip clang-format"
 SDLORA_LIB_PACKAGES="libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
   libplplot-dev plplot-driver-cairo libsleef-dev libturbojpeg0-dev"
 # Sanitizer and fuzz builds (scripts/test.sh, scripts/fuzz.sh): clang with its runtimes.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs missing Debian packages, then configures, builds and runs the whole test suite:
+# Installs missing Debian packages, checks the formatting (scripts/format.sh --check), then
+# configures, builds and runs the whole test suite:
 # once with the CUDA backend when nvcc is present (build/), once CPU-only (build-cpu/).
 # GPU tests skip with a printed reason on machines without a GPU. The full run then adds the CPU
 # suite under ASan + UBSan (build-asan/, clang), 20 s of each fuzzer (scripts/fuzz.sh) and the
@@ -12,6 +13,9 @@ cd "$(dirname "$0")/.."
 
 sdlora_install_packages
 sdlora_find_cuda
+
+echo "== format check"
+scripts/format.sh --check
 
 jobs=$(nproc)
 run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
