@@ -115,16 +115,29 @@ Var SDLoRAProjection::stacked_up(const std::vector<Var>& alphas) const {
   SDLORA_CHECK(static_cast<int64_t>(alphas.size()) == T, "SD-LoRA: ", alphas.size(),
                " magnitudes for ", T, " terms");
   if (T == 0) return Var();
-  std::vector<Var> a;
-  for (const Var& alpha : alphas) a.push_back(reshape(alpha, {1}));
-  const Var alpha_vec = T == 1 ? a.front() : cat(a, 0);                        // (T)
-  const Var coef = mul(add(alpha_vec, Var(beta_terms_)), Var(inv_norm_terms_));  // (T)
-  const Var per_column = index_select(coef, 0, term_of_column_);               // (R)
   Var up;
   if (K == 0) up = cur_up_;
   else if (!has_current()) up = Var(up_past_);
   else up = cat({Var(up_past_), cur_up_}, 1);
+  return scaled_up(alphas, beta_terms_, inv_norm_terms_, term_of_column_, up);
+}
+
+Var scaled_up(const std::vector<Var>& alphas, const Tensor& beta, const Tensor& inv_norm,
+              const Tensor& term_of_column, const Var& up) {
+  std::vector<Var> a;
+  for (const Var& alpha : alphas) a.push_back(reshape(alpha, {1}));
+  const Var alpha_vec = a.size() == 1 ? a.front() : cat(a, 0);        // (T)
+  const Var coef = mul(add(alpha_vec, Var(beta)), Var(inv_norm));     // (T)
+  const Var per_column = index_select(coef, 0, term_of_column);      // (R)
   return mul(up, per_column);  // (d_out, R), column j scaled by its term's coefficient
+}
+
+Var qkv_lowrank_update(const Var& x, const Var& qkv, const Var& down_q, const Var& up_q,
+                       const Var& down_v, const Var& up_v) {
+  const int64_t rq = down_q.size(0), D = qkv.size(-1) / 3;
+  Var t = matmul(x, cat({down_q, down_v}, 0), false, true);  // (B, N, rq + rv)
+  if (t.dtype() != qkv.dtype()) t = cast(t, qkv.dtype());
+  return add_lowrank_columns_(qkv, t, {{0, 0, up_q}, {2 * D, rq, up_v}});
 }
 
 void SDLoRAProjection::begin_current(int64_t rank, Generator& gen) {
@@ -226,11 +239,8 @@ class SDLoRAQKV final : public QKVAdapter {
     const SDLoRAProjection& pv = owner_->projection(2 * block_ + 1);
     const Var dq = pq.stacked_down(), dv = pv.stacked_down();
     if (!dq.defined()) return qkv;  // no components yet: the backbone's own function
-    const int64_t rq = dq.size(0), D = qkv.size(-1) / 3;
-    Var t = matmul(x, cat({dq, dv}, 0), false, true);  // (B, N, rq + rv)
-    if (t.dtype() != qkv.dtype()) t = cast(t, qkv.dtype());
-    return add_lowrank_columns_(
-        qkv, t, {{0, 0, pq.stacked_up(owner_->alphas_)}, {2 * D, rq, pv.stacked_up(owner_->alphas_)}});
+    return qkv_lowrank_update(x, qkv, dq, pq.stacked_up(owner_->alphas_), dv,
+                              pv.stacked_up(owner_->alphas_));
   }
 
  private:

@@ -102,6 +102,17 @@ class SDLoRAProjection {
   Tensor up_past_, down_past_, beta_terms_, inv_norm_terms_, term_of_column_;
 };
 
+// The adapter's evaluation as free functions of Vars (what SDLoRAQKV runs, and what the
+// autograd suite gradchecks in float64):
+//   scaled_up: U_all with column j scaled by (alpha_k + beta_k) / n_k of its term k,
+//     alphas (T) one-element Vars, beta and inv_norm (T), term_of_column (R) int64, up (d_out, R);
+//   qkv_lowrank_update: qkv (B, N, 3D) plus (x D_q^T) U_q^T into its q columns [0, D) and
+//     (x D_v^T) U_v^T into its v columns [2D, 3D), after one down-product over both projections.
+Var scaled_up(const std::vector<Var>& alphas, const Tensor& beta, const Tensor& inv_norm,
+              const Tensor& term_of_column, const Var& up);
+Var qkv_lowrank_update(const Var& x, const Var& qkv, const Var& down_q, const Var& up_q,
+                       const Var& down_v, const Var& up_v);
+
 // The KD least-squares fit of the current direction on the frozen ones of one projection, with
 // every direction at unit Frobenius norm: coefficients c (K) and residual sqrt(max(0, 1 - c.g)).
 struct KDFit {

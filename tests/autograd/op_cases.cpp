@@ -4,6 +4,7 @@
 
 #include <numeric>
 
+#include "nn/sdlora.h"
 #include "tensor/ops.h"
 #include "tests/common/test_util.h"
 
@@ -49,15 +50,22 @@ Var vit_block(const V& v, const Tensor& y) {
   return cross_entropy(linear(cls, head_w), y.to(x.device()));
 }
 
-// One SD-LoRA projection: W0 x + (a0) dir0 x + a1 U1 D1 x, dir0 = U0 D0 / ||U0 D0||_F with the
-// norm from r x r products, the past factors stacked as two products.
+// One SD-LoRA-adapted qkv projection evaluated by the library's own adapter functions
+// (nn/sdlora.h: scaled_up, qkv_lowrank_update): the base product, then for q and for v one frozen
+// component (rank 2) scaled by (alpha_0 + beta_0) / n_0 and the current pair (rank 2) by alpha_1,
+// stacked, one down-product for both projections, accumulated into the q and v columns. The
+// norms n_0 are constants, as they are for frozen components.
 Var sdlora_projection(const V& v) {
-  const Var &x = v[0], &w0 = v[1], &u0 = v[2], &d0 = v[3], &u1 = v[4], &d1 = v[5], &a0 = v[6],
-            &a1 = v[7];
-  const Var norm0 = sqrt(sum(matmul(u0, u0, true, false) * matmul(d0, d0, false, true)));
-  const Var past = matmul(matmul(x, d0, false, true), scale(u0, a0 / norm0), false, true);
-  const Var current = scale(matmul(matmul(x, d1, false, true), u1, false, true), a1);
-  return linear(x, w0) + past + current;
+  const Var &x = v[0], &w0 = v[1], &a0 = v[10], &a1 = v[11];
+  auto constant = [&](std::vector<double> values) {
+    const auto n = static_cast<int64_t>(values.size());
+    return cast(Tensor::from_vector<double>(values, {n}), x.dtype()).to(x.device());
+  };
+  const Tensor beta = constant({0.3, 0.0});
+  const Tensor term = Tensor::from_vector<int64_t>({0, 0, 1, 1}, {4}).to(x.device());
+  const Var up_q = scaled_up({a0, a1}, beta, constant({1.0 / 1.7, 1.0}), term, cat({v[2], v[4]}, 1));
+  const Var up_v = scaled_up({a0, a1}, beta, constant({1.0 / 2.1, 1.0}), term, cat({v[6], v[8]}, 1));
+  return qkv_lowrank_update(x, linear(x, w0), cat({v[3], v[5]}, 0), up_q, cat({v[7], v[9]}, 0), up_v);
 }
 
 }  // namespace
@@ -185,9 +193,11 @@ std::vector<OpCase> op_cases() {
       {rnd({2, 5, 8}, 120), rnd({8}, 121, 0.5, 1.5), rnd({8}, 122), rnd({24, 8}, 123, -0.5, 0.5),
        rnd({24}, 124), rnd({8, 8}, 125, -0.5, 0.5), rnd({6, 8}, 126)},
       [y_vit](const V& v) { return vit_block(v, y_vit); });
+  // x (2, 3, 6); qkv weight (18, 6); q factors U0 (6, 2), D0 (2, 6), U1, D1; v likewise; alphas.
   add_case("sdlora_projection",
-           {rnd({2, 3, 6}, 130), rnd({5, 6}, 131), rnd({5, 2}, 132), rnd({2, 6}, 133),
-            rnd({5, 2}, 134), rnd({2, 6}, 135), rnd({1}, 136, 0.5, 1.5), rnd({1}, 137, 0.5, 1.5)},
+           {rnd({2, 3, 6}, 130), rnd({18, 6}, 131), rnd({6, 2}, 132), rnd({2, 6}, 133),
+            rnd({6, 2}, 134), rnd({2, 6}, 135), rnd({6, 2}, 138), rnd({2, 6}, 139),
+            rnd({6, 2}, 140), rnd({2, 6}, 141), rnd({1}, 136, 0.5, 1.5), rnd({1}, 137, 0.5, 1.5)},
            [](const V& v) { return sdlora_projection(v); });
   return c;
 }
