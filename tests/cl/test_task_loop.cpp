@@ -358,6 +358,11 @@ TEST(TaskLoop, ResumeStartsOverOrRepairsMetrics) {
   run(c, d, again);  // finished: trains nothing, repairs the metrics
   EXPECT_EQ(read_json(metrics).at("acc_final").get<double>(), want.matrix.acc_final());
   EXPECT_TRUE(std::filesystem::exists(dir + "/metrics.csv"));
+  // TF32 is stated: off on the CPU whatever the key says.
+  EXPECT_FALSE(read_json(metrics).at("tf32").get<bool>());
+  std::ifstream log(dir + "/log.txt");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("tf32 off"), std::string::npos);
 }
 
 // A learning rate that makes the loss overflow stops the run with a named error in the task it
