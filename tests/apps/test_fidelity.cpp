@@ -120,6 +120,21 @@ TEST(Fidelity, ForwardReadsTheExportsHeadCount) {
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_NE(wrong.output.find("--heads 4 disagrees"), std::string::npos) << wrong.output;
   EXPECT_NE(wrong.output.find("num_heads 2"), std::string::npos) << wrong.output;
+
+  // `sdlora export` writes float32 by default and bfloat16 on request; `sdlora forward` reads
+  // both (no --heads: the metadata has it), the bf16 file within bf16 rounding of the float32 one.
+  const std::string f32 = o.run_dir + "/f32.safetensors", b16 = o.run_dir + "/b16.safetensors";
+  ASSERT_EQ(test::run_sdlora("export --run " + o.run_dir + " --out " + f32).exit_code, 0);
+  ASSERT_EQ(test::run_sdlora("export --run " + o.run_dir + " --out " + b16 + " --dtype bf16").exit_code, 0);
+  // The loader converts bfloat16 to float32, so the file's own size shows its dtype: 2 bytes
+  // per value against 4 (the header aside).
+  EXPECT_LT(std::filesystem::file_size(b16), 0.6 * std::filesystem::file_size(f32));
+  const std::string out32 = o.run_dir + "/o32.safetensors", out16 = o.run_dir + "/o16.safetensors";
+  ASSERT_EQ(test::run_sdlora("forward --weights " + f32 + " --input " + in + " --output " + out32).exit_code, 0);
+  ASSERT_EQ(test::run_sdlora("forward --weights " + b16 + " --input " + in + " --output " + out16).exit_code, 0);
+  EXPECT_TRUE(test::rel_close(load_safetensors(out16).tensors.at("logits"),
+                              load_safetensors(out32).tensors.at("logits"), 3e-2,
+                              "logits of the bf16 export"));
   std::filesystem::remove_all(o.run_dir);
 }
 
