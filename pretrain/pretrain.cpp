@@ -74,9 +74,11 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
   const Device device = Device::parse(options.device);
 
   // ---- data: one font library, three glyph sets (train; held-out families; fresh train glyphs)
-  auto fonts = options.fonts ? options.fonts : FontLibrary::load(options.font_dirs, options.charset);
-  SDLORA_CHECK(fonts->charset() == glyph_charset(options.charset), "the font library was loaded for '",
-               fonts->charset(), "', not for the character set ", options.charset);
+  auto fonts =
+      options.fonts ? options.fonts : FontLibrary::load(options.font_dirs, options.charset);
+  SDLORA_CHECK(fonts->charset() == glyph_charset(options.charset),
+               "the font library was loaded for '", fonts->charset(),
+               "', not for the character set ", options.charset);
   GlyphOptions go;
   go.test_fraction = options.test_fraction;
   go.channels = static_cast<int>(options.vit.in_channels);
@@ -174,8 +176,8 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
     if (!is_log_step(step)) return;
     const double elapsed = train_clock.seconds();
     log("step " + std::to_string(step) + "/" + std::to_string(total) + "  loss " +
-        fixed(window.mean_since_reset(), 4) + "  train acc " + fixed(100.0 * train_acc.accuracy(), 1) +
-        "%  lr " + fixed(lr * 1e3, 3) + "e-3  " +
+        fixed(window.mean_since_reset(), 4) + "  train acc " +
+        fixed(100.0 * train_acc.accuracy(), 1) + "%  lr " + fixed(lr * 1e3, 3) + "e-3  " +
         fixed(static_cast<double>(step * options.batch_size) / elapsed, 0) + " img/s  eta " +
         fixed(elapsed / static_cast<double>(step) * static_cast<double>(total - step), 0) + " s");
     window.reset_mean();
@@ -186,9 +188,14 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
     train_acc.add(out.logits.data(), batch.labels);
     return cross_entropy(out.logits, batch.labels);
   };
-  for (int64_t epoch = 0; step < total; ++epoch) {
+  // after_step advances `step`; an epoch ends early at `total`.
+  for (int64_t epoch = 0;; ++epoch) {
+    if (step >= total) break;
     hooks.max_steps = total - step;
-    cl::run_epoch(loader, epoch, opt, window, named, loss_of, hooks, "pre-training");
+    const int64_t taken =
+        cl::run_epoch(loader, epoch, opt, window, named, loss_of, hooks, "pre-training");
+    SDLORA_CHECK(taken > 0, "pre-training: epoch ", epoch, " had no batch (", options.train_images,
+                 " images, batch ", options.batch_size, ")");
   }
   result.losses = window.batch_losses();
   result.steps = step;
@@ -201,8 +208,9 @@ PretrainResult pretrain_glyph_vit(const PretrainOptions& options) {
   result.seconds = clock.seconds();
   log("held-out fonts accuracy " + fixed(100.0 * result.heldout_accuracy, 2) + "% (" +
       std::to_string(options.test_images) + " glyphs of " + std::to_string(result.test_faces) +
-      " unseen faces); training fonts, fresh glyphs " + fixed(100.0 * result.train_font_accuracy, 2) +
-      "%; " + fixed(train_seconds, 0) + " s training, " + fixed(result.seconds, 0) + " s in all");
+      " unseen faces); training fonts, fresh glyphs " +
+      fixed(100.0 * result.train_font_accuracy, 2) + "%; " + fixed(train_seconds, 0) +
+      " s training, " + fixed(result.seconds, 0) + " s in all");
 
   // ---- save: timm names, the head kept (consumers drop head.*), metadata as strings
   auto& m = result.metadata;

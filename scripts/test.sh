@@ -2,11 +2,13 @@
 # Installs missing Debian packages, checks the formatting (scripts/format.sh --check), then
 # configures, builds and runs the whole test suite:
 # once with the CUDA backend when nvcc is present (build/), once CPU-only (build-cpu/).
-# GPU tests skip with a printed reason on machines without a GPU. The full run then adds the CPU
-# suite under ASan + UBSan (build-asan/, clang), 20 s of each fuzzer (scripts/fuzz.sh) and the
-# crash test (scripts/crash-test.sh: a tiny training run killed at every rename and resumed).
-#   scripts/test.sh            both configurations
-#   scripts/test.sh --quick    the default configuration only
+# GPU tests skip with a printed reason on machines without a GPU. The full run then adds 20 s of
+# each fuzzer (scripts/fuzz.sh) and the crash test (scripts/crash-test.sh: a tiny training run
+# killed at every rename and resumed); --sanitize adds the CPU suite under ASan + UBSan
+# (build-asan/, clang).
+#   scripts/test.sh              both configurations, fuzzers, crash test (CI)
+#   scripts/test.sh --quick      the default configuration only
+#   scripts/test.sh --sanitize   everything, plus the sanitizer suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -33,8 +35,11 @@ if [ "${1:-}" != "--quick" ]; then
   run_suite build-cpu -DSDLORA_CUDA=OFF
 fi
 if [ "${1:-}" != "--quick" ]; then
-  # The CPU suite once under ASan + UBSan (clang), then every fuzzer for 20 s.
-  CC=clang CXX=clang++ run_suite build-asan -DSDLORA_CUDA=OFF -DSDLORA_SANITIZE=ON
+  # Every fuzzer for 20 s, then the crash test on the CPU build.
   scripts/fuzz.sh 20
   scripts/crash-test.sh build-cpu/apps/sdlora
+fi
+if [ "${1:-}" = "--sanitize" ] || [ "${2:-}" = "--sanitize" ]; then
+  # The CPU suite under ASan + UBSan (clang).
+  CC=clang CXX=clang++ run_suite build-asan -DSDLORA_CUDA=OFF -DSDLORA_SANITIZE=ON
 fi

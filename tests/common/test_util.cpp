@@ -1,9 +1,12 @@
 // Tolerance comparisons and random inputs for the tests.
 #include "tests/common/test_util.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "tensor/ops.h"
@@ -99,19 +102,26 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-::testing::AssertionResult throws_naming(const std::function<void()>& f, const std::string& needle) {
+::testing::AssertionResult throws_naming(const std::function<void()>& f,
+                                         const std::string& needle) {
   try {
     f();
   } catch (const Error& e) {
     const std::string msg = e.what();
     if (msg.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "message \"" << msg << "\" does not name \"" << needle
-                                         << "\"";
+    return ::testing::AssertionFailure()
+           << "message \"" << msg << "\" does not name \"" << needle << "\"";
   } catch (const std::exception& e) {
     return ::testing::AssertionFailure() << "threw a non-sdlora exception: " << e.what();
   }
-  return ::testing::AssertionFailure() << "did not throw (expected an error naming \"" << needle
-                                       << "\")";
+  return ::testing::AssertionFailure()
+         << "did not throw (expected an error naming \"" << needle << "\")";
+}
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("sdlora_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 
 Tf32Scope::Tf32Scope(bool on) : saved_(allow_tf32()) { set_allow_tf32(on); }

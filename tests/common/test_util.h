@@ -68,6 +68,9 @@ std::string error_of(const std::function<void()>& f);
 // another exception type, another message or no exception fails with what happened.
 ::testing::AssertionResult throws_naming(const std::function<void()>& f, const std::string& needle);
 
+// A path in the system's temporary folder, unique to this process: <tmp>/sdlora_<pid>_<name>.
+std::string temp_path(const std::string& name);
+
 // Sets TF32 for float32 products on CUDA for a scope and restores the previous setting.
 class Tf32Scope {
  public:

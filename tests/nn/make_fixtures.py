@@ -84,7 +84,7 @@ def make_backbone(gen):
     return w
 
 
-def make_adapters(gen):
+def make_adapters(gen, alpha):
     """U_k (D x r_k), D_k (r_k x D) per projection; beta per component (0 for the current)."""
     D = CFG["embed_dim"]
     a = {}
@@ -97,7 +97,7 @@ def make_adapters(gen):
             beta = (torch.rand(len(RANKS), generator=gen) * 0.6 - 0.3).float()
             beta[-1] = 0.0
             a[pre + "beta"] = beta
-    a["sdlora.alpha"] = torch.tensor(ALPHA, dtype=torch.float32)
+    a["sdlora.alpha"] = torch.tensor(alpha, dtype=torch.float32)
     return a
 
 
@@ -157,10 +157,10 @@ def trainable_names(a):
     return sorted(names) + ["sdlora.alpha"]
 
 
-def make_fixture(mode, path):
-    gen = torch.Generator().manual_seed(20250 + (mode == "official"))
+def make_fixture(mode, path, alpha=ALPHA, seed_offset=None):
+    gen = torch.Generator().manual_seed(20250 + (mode == "official" if seed_offset is None else seed_offset))
     w = make_backbone(gen)
-    a = make_adapters(gen)
+    a = make_adapters(gen, alpha)
     C, S = CFG["in_channels"], CFG["image_size"]
     images = torch.randn(BATCH, C, S, S, generator=gen).float()
     labels = torch.randint(COL_BEGIN, COL_END, (BATCH,), generator=gen)
@@ -209,6 +209,10 @@ def main():
     os.makedirs(here, exist_ok=True)
     for mode in ("paper", "official"):
         make_fixture(mode, os.path.join(here, f"sdlora_task2_{mode}.safetensors"))
+    # The released module's semantics as its LoRA_ViT_timm builds them for a new task: past terms
+    # normalised by ||U|| ||D||, the current pair unnormalised, every magnitude at its 0.8 start.
+    make_fixture("official", os.path.join(here, "sdlora_task2_released.safetensors"),
+                 alpha=[0.8] * len(RANKS), seed_offset=2)
 
 
 if __name__ == "__main__":

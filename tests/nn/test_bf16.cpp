@@ -163,7 +163,7 @@ TEST(Bf16Policy, MergedExportRoundTripsAsFloat32AndBf16) {
   // computes what the adapted bf16 model computes, up to bfloat16 rounding.
   for (const auto& [name, p] : merged->named_parameters()) EXPECT_EQ(p.dtype(), DType::kFloat32);
   EXPECT_TRUE(rel_close(vit->forward(images).features.data(), want, 2e-2, "adapted vs merged"));
-  const auto dir = std::filesystem::temp_directory_path() / "sdlora_bf16_export";
+  const std::filesystem::path dir = test::temp_path("bf16_export");
   std::filesystem::create_directories(dir);
   for (DType dtype : {DType::kFloat32, DType::kBFloat16}) {
     std::map<std::string, Tensor> tensors;

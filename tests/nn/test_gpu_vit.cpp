@@ -1,10 +1,10 @@
 // The ViT with SD-LoRA on CUDA: the PyTorch fixture (logits, loss, every trainable gradient,
 // both modes) and the CPU results, merging, task boundaries and checkpoints across devices.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
-#include <unistd.h>
 
 #include "autograd/functions.h"
 #include "nn/safetensors.h"
@@ -18,9 +18,7 @@ namespace {
 using test::all_close;
 using test::host_values;
 
-
 using test::rel_close;
-
 
 struct Model {
   SafetensorsFile file;
@@ -32,7 +30,8 @@ struct Model {
 
 Model load_fixture(const std::string& mode, Device device) {
   Model m;
-  m.file = load_safetensors(std::string(SDLORA_NN_FIXTURES) + "/sdlora_task2_" + mode + ".safetensors");
+  m.file =
+      load_safetensors(std::string(SDLORA_NN_FIXTURES) + "/sdlora_task2_" + mode + ".safetensors");
   auto meta = [&](const char* k) { return std::stoll(m.file.metadata.at(k)); };
   ViTConfig c;
   c.image_size = meta("image_size");
@@ -65,7 +64,8 @@ struct Result {
 Result run_step(Model& m) {
   const Device device = m.vit->device();
   const ViTOutput out = m.vit->forward(m.t("input.images").to(device));
-  const Var loss = cross_entropy(out.logits, m.t("input.labels").to(device), m.col_begin, m.col_end);
+  const Var loss =
+      cross_entropy(out.logits, m.t("input.labels").to(device), m.col_begin, m.col_end);
   backward(loss);
   Result r{out.logits.data().to(Device::cpu()), loss.data().reshape({1}).to(Device::cpu()), {}};
   for (auto& [name, v] : m.ad->named_trainable_parameters())
@@ -142,8 +142,7 @@ TEST(GpuSDLoRA, TaskBoundariesKDAndCheckpointsAcrossDevices) {
                         c.vit->forward(x).logits.data(), 1e-4, "after begin_task"));
 
   // A checkpoint written from the device loads on the CPU.
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("sdlora_gpu_" + std::to_string(::getpid()) + ".safetensors")).string();
+  const std::string path = test::temp_path("gpu_vit.safetensors");
   g.ad->save(path, true);
   Model c2 = load_fixture("paper", Device::cpu());
   c2.ad->load(path);

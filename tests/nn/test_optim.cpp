@@ -233,9 +233,7 @@ TEST(OptimState, RoundTripsThroughSafetensors) {
   CaseRun straight = make_run(c), first = make_run(c);
   for (size_t s = 0; s < 5; ++s) run_step(straight, c, s);
   for (size_t s = 0; s < 2; ++s) run_step(first, c, s);
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("sdlora_optim_" + std::to_string(::getpid()) + ".safetensors"))
-                               .string();
+  const std::string path = test::temp_path("optim.safetensors");
   const OptimizerState st = first.opt->state_dict();
   std::map<std::string, Tensor> tensors = st.tensors;
   tensors["model.weight"] = Tensor::zeros({2});  // other entries share the file

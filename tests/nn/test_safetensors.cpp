@@ -16,9 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("sdlora_st_" + std::to_string(::getpid()) + "_" + name)).string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("st_" + name); }
 
 // header JSON + raw data bytes, with the 8-byte little-endian length in front.
 void write_raw(const std::string& path, const std::string& header, const std::string& data,
@@ -53,15 +51,15 @@ TEST(Safetensors, ReadsAHandBuiltFileWithEveryDtype) {
   const std::vector<int64_t> i64{-1, int64_t{1} << 40};
   const std::vector<int32_t> i32{7};
   const std::vector<uint8_t> u8{0, 200, 255};
-  std::string data = bytes_of(f32) + bytes_of(f16) + bytes_of(bf16) + bytes_of(i64) + bytes_of(i32) + bytes_of(u8);
-  const std::string header =
-      R"({"__metadata__":{"format":"pt","sdlora_mode":"paper"},)"
-      R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
-      R"("h":{"dtype":"F16","shape":[4],"data_offsets":[24,32]},)"
-      R"("b":{"dtype":"BF16","shape":[1,2],"data_offsets":[32,36]},)"
-      R"("l":{"dtype":"I64","shape":[2],"data_offsets":[36,52]},)"
-      R"("i":{"dtype":"I32","shape":[],"data_offsets":[52,56]},)"
-      R"("u":{"dtype":"U8","shape":[3],"data_offsets":[56,59]}})";
+  std::string data =
+      bytes_of(f32) + bytes_of(f16) + bytes_of(bf16) + bytes_of(i64) + bytes_of(i32) + bytes_of(u8);
+  const std::string header = R"({"__metadata__":{"format":"pt","sdlora_mode":"paper"},)"
+                             R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+                             R"("h":{"dtype":"F16","shape":[4],"data_offsets":[24,32]},)"
+                             R"("b":{"dtype":"BF16","shape":[1,2],"data_offsets":[32,36]},)"
+                             R"("l":{"dtype":"I64","shape":[2],"data_offsets":[36,52]},)"
+                             R"("i":{"dtype":"I32","shape":[],"data_offsets":[52,56]},)"
+                             R"("u":{"dtype":"U8","shape":[3],"data_offsets":[56,59]}})";
   write_raw(path, header, data);
   const SafetensorsFile f = load_safetensors(path);
   EXPECT_EQ(f.metadata.at("sdlora_mode"), "paper");
@@ -69,7 +67,8 @@ TEST(Safetensors, ReadsAHandBuiltFileWithEveryDtype) {
   EXPECT_EQ(f.tensors.at("w").shape(), (Shape{2, 3}));
   EXPECT_EQ(f.tensors.at("w").to_vector<float>(), f32);
   EXPECT_EQ(f.tensors.at("h").dtype(), DType::kFloat32);
-  EXPECT_EQ(f.tensors.at("h").to_vector<float>(), (std::vector<float>{1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -24)}));
+  EXPECT_EQ(f.tensors.at("h").to_vector<float>(),
+            (std::vector<float>{1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -24)}));
   EXPECT_EQ(f.tensors.at("b").dtype(), DType::kFloat32);
   EXPECT_EQ(f.tensors.at("b").to_vector<float>(), (std::vector<float>{1.5f, -0.25f}));
   EXPECT_EQ(f.tensors.at("l").to_vector<int64_t>(), i64);
@@ -104,7 +103,8 @@ TEST(Safetensors, CorruptFilesFailNamingFileAndTensor) {
   const std::string path = temp_path("bad.safetensors");
   const std::string four_floats = bytes_of(std::vector<float>{1, 2, 3, 4});
 
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", four_floats.substr(0, 8));
+  write_raw(path, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+            four_floats.substr(0, 8));
   std::string msg = error_of(path);
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
@@ -127,7 +127,10 @@ TEST(Safetensors, CorruptFilesFailNamingFileAndTensor) {
   msg = error_of(path);
   EXPECT_NE(msg.find("unsupported dtype 'C64'"), std::string::npos) << msg;
 
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"v":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", four_floats);
+  write_raw(
+      path,
+      R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"v":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+      four_floats);
   msg = error_of(path);
   EXPECT_NE(msg.find("overlap"), std::string::npos) << msg;
 

@@ -10,16 +10,14 @@
 #include <string>
 
 #include "nn/safetensors.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("sdlora_sth_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("sth_" + name); }
 
 void write_raw(const std::string& path, const std::string& header, const std::string& data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -40,7 +38,8 @@ std::string error_of(const std::string& path) {
 TEST(SafetensorsHostile, ShapeWhoseByteSizeWrapsIsRefused) {
   const std::string path = temp_path("wrap.safetensors");
   // 2^62 F32 elements are 2^64 bytes: the unchecked product wraps to 0 and matched [0, 0).
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", "");
+  write_raw(path, R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})",
+            "");
   std::string msg = error_of(path);
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("'w'"), std::string::npos) << msg;
@@ -51,12 +50,13 @@ TEST(SafetensorsHostile, ShapeWhoseByteSizeWrapsIsRefused) {
   msg = error_of(path);
   EXPECT_NE(msg.find("overflow"), std::string::npos) << msg;
   // Two dimensions whose product wraps while a zero dimension hides it from the element count.
-  write_raw(path,
-            R"({"w":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", "");
+  write_raw(path, R"({"w":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})",
+            "");
   msg = error_of(path);
   EXPECT_NE(msg.find("overflow"), std::string::npos) << msg;
   // A dimension above INT64_MAX.
-  write_raw(path, R"({"w":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]}})", "");
+  write_raw(path, R"({"w":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]}})",
+            "");
   msg = error_of(path);
   EXPECT_NE(msg.find("overflow"), std::string::npos) << msg;
   fs::remove(path);
@@ -83,8 +83,10 @@ TEST(SafetensorsHostile, RankDepthAndBadValuesAreRefused) {
   EXPECT_NE(msg.find("out of range"), std::string::npos) << msg;
 
   // A valid file after all that still loads, and its bytes are the ones written.
-  write_raw(path, R"({"w":{"dtype":"U8","shape":[2,0],"data_offsets":[0,0]},"v":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})",
-            "abc");
+  write_raw(
+      path,
+      R"({"w":{"dtype":"U8","shape":[2,0],"data_offsets":[0,0]},"v":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}})",
+      "abc");
   const SafetensorsFile f = load_safetensors(path);
   ASSERT_EQ(f.tensors.at("v").numel(), 3);
   EXPECT_EQ(f.tensors.at("v").data<uint8_t>()[2], 'c');

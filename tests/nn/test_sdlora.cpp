@@ -2,11 +2,11 @@
 // gradient, both modes), task boundaries, merging, KD absorption, checkpoints and their errors,
 // and the RR rank schedule.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <unistd.h>
 
 #include "autograd/functions.h"
 #include "nn/safetensors.h"
@@ -24,11 +24,7 @@ using test::random_tensor;
 
 using test::error_of;
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("sdlora_ad_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("ad_" + name); }
 
 double max_abs(const Tensor& t) {
   double m = 0;
@@ -52,7 +48,8 @@ struct FixtureModel {
 
 FixtureModel load_fixture(const std::string& mode) {
   FixtureModel m;
-  m.file = load_safetensors(std::string(SDLORA_NN_FIXTURES) + "/sdlora_task2_" + mode + ".safetensors");
+  m.file =
+      load_safetensors(std::string(SDLORA_NN_FIXTURES) + "/sdlora_task2_" + mode + ".safetensors");
   auto meta = [&](const char* k) { return std::stoll(m.file.metadata.at(k)); };
   ViTConfig c;
   c.image_size = meta("image_size");
@@ -72,7 +69,8 @@ FixtureModel load_fixture(const std::string& mode) {
         name.rfind("expected.", 0) != 0)
       backbone[name] = t;
   m.vit->load_state_dict(backbone);
-  m.ad = std::make_unique<SDLoRA>(*m.vit, parse_sdlora_mode(mode));
+  // "released": mode official with every magnitude at 0.8, as the released module starts a task.
+  m.ad = std::make_unique<SDLoRA>(*m.vit, parse_sdlora_mode(m.file.metadata.at("sdlora_mode")));
   m.ad->load_state_dict(m.file.tensors, m.file.metadata);
   return m;
 }
@@ -125,10 +123,11 @@ TEST_P(SDLoRAFixture, MergedWeightsAndMergedForwardEqualTheAdaptedModel) {
   EXPECT_TRUE(merged->trainable_parameters().empty());
   NoGradGuard no_grad;
   const Tensor adapted = m.vit->forward(m.t("input.images")).logits.data();
-  EXPECT_TRUE(rel_close(merged->forward(m.t("input.images")).logits.data(), adapted, 1e-5, "merged"));
+  EXPECT_TRUE(
+      rel_close(merged->forward(m.t("input.images")).logits.data(), adapted, 1e-5, "merged"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, SDLoRAFixture, ::testing::Values("paper", "official"),
+INSTANTIATE_TEST_SUITE_P(Modes, SDLoRAFixture, ::testing::Values("paper", "official", "released"),
                          [](const auto& info) { return info.param; });
 
 // ---- task boundaries
@@ -171,7 +170,7 @@ TEST(SDLoRA, TaskBoundariesFollowTheSpec) {
     EXPECT_EQ(ad.alphas()[0].data().item(), static_cast<float>(a0));
     const SDLoRAProjection& p0 = ad.projection(0);
     EXPECT_EQ(p0.current_down().shape(), (Shape{4, 16}));
-    EXPECT_EQ(max_abs(p0.current_up().data()), 0.0);  // U = 0: training starts from the backbone
+    EXPECT_EQ(max_abs(p0.current_up().data()), 0.0);     // U = 0: training starts from the backbone
     EXPECT_LE(max_abs(p0.current_down().data()), 0.25);  // Kaiming-uniform bound 1/sqrt(16)
     EXPECT_GT(max_abs(p0.current_down().data()), 0.2);
     EXPECT_EQ(vit.forward(x).features.data().to_vector<float>(), base.to_vector<float>());
@@ -248,7 +247,8 @@ KDModel two_components(SDLoRAMode mode) {
     randomise_current(*m.ad, 50 + 10 * static_cast<uint64_t>(task));
     m.ad->end_task();
   }
-  for (int64_t p = 0; p < m.ad->num_projections(); ++p) m.ad->projection(p).add_to_beta(0, 0.1 * (p + 1));
+  for (int64_t p = 0; p < m.ad->num_projections(); ++p)
+    m.ad->projection(p).add_to_beta(0, 0.1 * (p + 1));
   m.ad->begin_task(5, gen);
   Tensor at = m.ad->alphas().back().data();
   fill_(at, 1.4);
@@ -342,7 +342,8 @@ TEST(SDLoRA, KDKeepsAnIndependentComponent) {
 
 // ---- checkpoints
 
-void expect_same_state(const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b) {
+void expect_same_state(const std::map<std::string, Tensor>& a,
+                       const std::map<std::string, Tensor>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) {
     ASSERT_TRUE(b.count(name)) << name;
@@ -437,7 +438,8 @@ TEST(SDLoRA, LoadingAWrongCheckpointNamesEveryProblem) {
   ViT vit(tiny_config(4));
   SDLoRA official(vit, SDLoRAMode::kOfficial);
   std::string err = error_of([&] { official.load_state_dict(state, meta); });
-  EXPECT_NE(err.find("checkpoint mode \"paper\", adapters in mode \"official\""), std::string::npos) << err;
+  EXPECT_NE(err.find("checkpoint mode \"paper\", adapters in mode \"official\""), std::string::npos)
+      << err;
 
   state.erase("blocks.1.attn.qkv.lora_q.2.down");
   state["blocks.0.attn.qkv.lora_v.1.up"] = Tensor::zeros({16, 3});  // rank 2 in down
@@ -448,15 +450,18 @@ TEST(SDLoRA, LoadingAWrongCheckpointNamesEveryProblem) {
   ViT vit2(tiny_config(4));
   SDLoRA paper(vit2, SDLoRAMode::kPaper);
   err = error_of([&] { paper.load_state_dict(state, meta); });
-  for (const char* s : {"missing (1): blocks.1.attn.qkv.lora_q.2.down",
-                        "unexpected (2): blocks.0.attn.qkv.lora_k.0.up, blocks.0.attn.qkv.lora_q.3.up",
-                        "blocks.0.attn.qkv.lora_v.1 (down has rank 2, up rank 3)",
-                        "blocks.0.attn.qkv.lora_q.beta (checkpoint [2], want [3])"})
+  for (const char* s :
+       {"missing (1): blocks.1.attn.qkv.lora_q.2.down",
+        "unexpected (2): blocks.0.attn.qkv.lora_k.0.up, blocks.0.attn.qkv.lora_q.3.up",
+        "blocks.0.attn.qkv.lora_v.1 (down has rank 2, up rank 3)",
+        "blocks.0.attn.qkv.lora_q.beta (checkpoint [2], want [3])"})
     EXPECT_NE(err.find(s), std::string::npos) << "missing '" << s << "' in:\n" << err;
   EXPECT_EQ(paper.num_components(), 0) << "a failed load must change nothing";
 
   meta.erase("sdlora_mode");
-  EXPECT_NE(error_of([&] { paper.load_state_dict(m.ad->state_dict(), meta); }).find("sdlora_mode is missing"),
+  EXPECT_NE(error_of([&] {
+              paper.load_state_dict(m.ad->state_dict(), meta);
+            }).find("sdlora_mode is missing"),
             std::string::npos);
 }
 
@@ -467,13 +472,22 @@ TEST(SDLoRA, RankScheduleAndModes) {
   const std::vector<int64_t> want{10, 10, 10, 10, 8, 8, 8, 8, 6, 6, 6};
   for (int64_t t = 0; t < 11; ++t) EXPECT_EQ(rr.rank_for(t), want[static_cast<size_t>(t)]) << t;
   EXPECT_EQ(RankSchedule::constant(7).rank_for(30), 7);
-  EXPECT_NE(error_of([] { (void)RankSchedule{{{1, 4}}}.rank_for(0); }).find("task 0"), std::string::npos);
-  EXPECT_NE(error_of([] { (void)RankSchedule{{{0, 4}, {0, 2}}}.rank_for(0); }).find("step 1"),
+  EXPECT_NE(error_of([] {
+              (void)RankSchedule{{{1, 4}}}.rank_for(0);
+            }).find("task 0"),
             std::string::npos);
-  EXPECT_NE(error_of([] { (void)RankSchedule{{{0, 0}}}.rank_for(0); }).find("positive"), std::string::npos);
+  EXPECT_NE(error_of([] {
+              (void)RankSchedule{{{0, 4}, {0, 2}}}.rank_for(0);
+            }).find("step 1"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              (void)RankSchedule{{{0, 0}}}.rank_for(0);
+            }).find("positive"),
+            std::string::npos);
   EXPECT_EQ(parse_sdlora_mode("official"), SDLoRAMode::kOfficial);
   EXPECT_EQ(sdlora_alpha_init(SDLoRAMode::kOfficial), 0.8);
-  EXPECT_NE(error_of([] { (void)parse_sdlora_mode("Paper"); }).find("\"Paper\""), std::string::npos);
+  EXPECT_NE(error_of([] { (void)parse_sdlora_mode("Paper"); }).find("\"Paper\""),
+            std::string::npos);
 }
 
 }  // namespace

@@ -2,12 +2,12 @@
 // PyTorch reference fixture (tests/nn/make_fixtures.py), and loading timm-shaped checkpoints,
 // including the errors for wrong names and shapes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <set>
-#include <unistd.h>
 
 #include "autograd/functions.h"
 #include "nn/safetensors.h"
@@ -24,11 +24,7 @@ using test::all_close;
 
 using test::error_of;
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("sdlora_vit_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("vit_" + name); }
 
 ViTConfig tiny_config(int64_t classes) { return test::tiny_vit_config(classes); }
 
@@ -103,7 +99,9 @@ TEST(ViT, InvalidConfigsAndInputsAreNamed) {
   c.num_heads = 3;
   EXPECT_NE(error_of([&] { ViT v(c); }).find("heads 3"), std::string::npos);
   ViT v(tiny_config(0));
-  EXPECT_NE(error_of([&] { (void)v.forward(Tensor::zeros({1, 3, 16, 16})); }).find("(B, 3, 8, 8)"),
+  EXPECT_NE(error_of([&] {
+              (void)v.forward(Tensor::zeros({1, 3, 16, 16}));
+            }).find("(B, 3, 8, 8)"),
             std::string::npos);
 }
 
