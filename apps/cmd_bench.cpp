@@ -2,25 +2,26 @@
 // training step (cl/train_step.h) during task 2 (two frozen components and the current pair,
 // rank 10, on q and v of every block; the growing head; the loss over the current task's
 // columns; SGD) and merged inference with the head, on random weights and random data, timed by
-// wall clock after synchronising, median over steps; one JSON object on stdout. bench/torch_reference.py measures the same in PyTorch
-// and bench/compare.py runs both.
+// wall clock after synchronising, median over steps; one JSON object on stdout.
+// bench/torch_reference.py measures the same in PyTorch and bench/compare.py runs both.
 //
 //   sdlora bench [--device cpu|cuda] [--batch N] [--preset NAME] [--image N] [--patch N]
-//                [--width N] [--depth N] [--heads N] [--mlp-ratio R] [--steps N] [--warmup N] [--precision fp32|bf16]
+//                [--width N] [--depth N] [--heads N] [--mlp-ratio R] [--steps N] [--warmup N]
+//                [--precision fp32|bf16]
 //                [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S] [--[no-]tf32]
-#include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "autograd/functions.h"
 #include "cl/head.h"
 #include "cl/learner.h"
 #include "cl/train_step.h"
-#include "autograd/functions.h"
 #include "nn/optim.h"
 #include "nn/sdlora.h"
 #include "nn/vit.h"
@@ -38,7 +39,7 @@ struct BenchOptions {
   std::string precision = "fp32";
   int64_t batch = 128;
   int64_t image = 0, patch = 0, width = 0, depth = 0, heads = 0;  // 0: the preset's
-  double mlp_ratio = 0;                                            // 0: the preset's
+  double mlp_ratio = 0;                                           // 0: the preset's
   int64_t steps = 10, warmup = 2;
   int64_t rank = 10, past = 2, classes_per_task = 10;
   double lr = 0.01;
@@ -128,12 +129,13 @@ void run_bench(const BenchOptions& o) {
   const std::unique_ptr<Optimizer> optimizer = cl::make_optimizer(cfg, trainable, o.lr);
 
   // Random data (never zeros): images uniform in [0, 1), labels among the current task's classes.
-  const Tensor images =
-      gen.uniform({o.batch, c.in_channels, c.image_size, c.image_size}, 0.0, 1.0, DType::kFloat32, device);
+  const Tensor images = gen.uniform({o.batch, c.in_channels, c.image_size, c.image_size}, 0.0, 1.0,
+                                    DType::kFloat32, device);
   std::vector<int64_t> label_values;
   for (float u : gen.uniform({o.batch}).to_vector<float>())
-    label_values.push_back(col_begin + std::min<int64_t>(static_cast<int64_t>(u * o.classes_per_task),
-                                                         o.classes_per_task - 1));
+    label_values.push_back(
+        col_begin +
+        std::min<int64_t>(static_cast<int64_t>(u * o.classes_per_task), o.classes_per_task - 1));
   const Tensor labels = Tensor::from_vector<int64_t>(label_values, {o.batch}, device);
 
   // ---- training step: the trainer's step, the loss left on the device (read back at the end).
@@ -174,8 +176,8 @@ void run_bench(const BenchOptions& o) {
   j["threads"] = device.is_cpu() ? cpu_threads() : 0;
   j["precision"] = o.precision;
   j["tf32"] = tf32;
-  j["model"] = {{"preset", o.preset},       {"image", c.image_size}, {"patch", c.patch_size},
-                {"width", c.embed_dim},     {"depth", c.depth},      {"heads", c.num_heads},
+  j["model"] = {{"preset", o.preset},           {"image", c.image_size}, {"patch", c.patch_size},
+                {"width", c.embed_dim},         {"depth", c.depth},      {"heads", c.num_heads},
                 {"mlp_hidden", c.mlp_hidden()}, {"classes", col_end}};
   j["adapters"] = {{"mode", "paper"},
                    {"rank", o.rank},
@@ -221,11 +223,14 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--width", o->width, "embedding width (default: the preset's)");
   app->add_option("--depth", o->depth, "number of blocks (default: the preset's)");
   app->add_option("--heads", o->heads, "attention heads (default: the preset's)");
-  app->add_option("--mlp-ratio", o->mlp_ratio, "MLP hidden width over embedding width (default: the preset's)")
+  app->add_option("--mlp-ratio", o->mlp_ratio,
+                  "MLP hidden width over embedding width (default: the preset's)")
       ->check(CLI::PositiveNumber);
-  app->add_option("--steps", o->steps, "timed steps (the median is reported)")->capture_default_str();
+  app->add_option("--steps", o->steps, "timed steps (the median is reported)")
+      ->capture_default_str();
   app->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
-  app->add_option("--precision", o->precision, "fp32 (TF32 products on CUDA unless --no-tf32) or bf16")
+  app->add_option("--precision", o->precision,
+                  "fp32 (TF32 products on CUDA unless --no-tf32) or bf16")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   app->add_option("--rank", o->rank, "rank of every component")->capture_default_str();

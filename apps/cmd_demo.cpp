@@ -81,7 +81,7 @@ void run_demo(const DemoOptions& o) {
     summary.push_back(j);
   }
   data::write_file_atomic((std::filesystem::path(o.out) / "summary.json").string(),
-                        summary.dump(2) + "\n");
+                          summary.dump(2) + "\n");
   data::write_file_atomic((std::filesystem::path(o.out) / "report.txt").string(), report);
   // The figures of every method (report/report.h); a build without PLplot only says so.
   try {

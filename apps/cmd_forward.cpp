@@ -5,7 +5,6 @@
 //   sdlora forward --weights FILE [--heads H] --input FILE --output FILE [--device cpu|cuda]
 //                  [--batch-size N] [--unmerged] [--sdlora-mode paper|official]
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -48,9 +47,9 @@ Tensor read_images(const std::string& path, const ViTConfig& c, const std::strin
                            std::to_string(c.image_size) + ", " + std::to_string(c.image_size) + ")";
   SDLORA_CHECK(images.ndim() == 4 && images.size(0) > 0 && images.size(1) == c.in_channels &&
                    images.size(2) == c.image_size && images.size(3) == c.image_size,
-               "--input ", path, ": images has shape ", shape_str(images.shape()), ", but the checkpoint ",
-               weights, " expects ", want, " (patch ", c.patch_size, ", ", c.num_patches(),
-               " patches per image)");
+               "--input ", path, ": images has shape ", shape_str(images.shape()),
+               ", but the checkpoint ", weights, " expects ", want, " (patch ", c.patch_size, ", ",
+               c.num_patches(), " patches per image)");
   return images.dtype() == DType::kFloat32 ? images : cast(images, DType::kFloat32);
 }
 
@@ -70,7 +69,8 @@ int64_t resolve_heads(const SafetensorsFile& file, int64_t flag, const std::stri
     recorded = std::stoll(it->second, &used);
     SDLORA_CHECK(used == it->second.size() && recorded > 0, "");
   } catch (const std::exception&) {
-    SDLORA_THROW("'", path, "': metadata num_heads is \"", it->second, "\", not a positive integer");
+    SDLORA_THROW("'", path, "': metadata num_heads is \"", it->second,
+                 "\", not a positive integer");
   }
   SDLORA_CHECK(flag == 0 || flag == recorded, "--heads ", flag, " disagrees with '", path,
                "', whose metadata records num_heads ", recorded);
@@ -86,8 +86,8 @@ void run_forward(const ForwardOptions& o) {
   const auto start = std::chrono::steady_clock::now();
 
   const SafetensorsFile file = load_safetensors(o.weights, device);
-  LoadedModel loaded = load_model(file, resolve_heads(file, o.heads, o.weights), o.weights,
-                                  o.sdlora_mode);
+  LoadedModel loaded =
+      load_model(file, resolve_heads(file, o.heads, o.weights), o.weights, o.sdlora_mode);
   const ViTConfig config = loaded.vit->config();
   const std::string adapters = loaded.describe_adapters();
   const std::string evaluation = !loaded.has_adapters() ? "backbone"
@@ -116,10 +116,10 @@ void run_forward(const ForwardOptions& o) {
   if (!logits.empty()) result["logits"] = logits.size() == 1 ? logits.front() : cat(logits, 0);
 
   std::ostringstream cfg;
-  cfg << "width " << config.embed_dim << ", depth " << config.depth << ", heads " << config.num_heads
-      << ", patch " << config.patch_size << ", image " << config.image_size << ", channels "
-      << config.in_channels << ", mlp hidden " << config.mlp_hidden() << ", classes "
-      << config.num_classes;
+  cfg << "width " << config.embed_dim << ", depth " << config.depth << ", heads "
+      << config.num_heads << ", patch " << config.patch_size << ", image " << config.image_size
+      << ", channels " << config.in_channels << ", mlp hidden " << config.mlp_hidden()
+      << ", classes " << config.num_classes;
   save_safetensors(o.output, result,
                    {{"producer", "sdlora forward"},
                     {"weights", o.weights},
@@ -156,8 +156,7 @@ Command add_forward_command(CLI::App& root) {
   app->add_option("--output", o->output, "safetensors file to write features (and logits) to")
       ->required();
   app->add_option("--device", o->device, "cpu, cuda or cuda:N (default: cuda when present)");
-  app->add_option("--batch-size", o->batch_size,
-                  "images per forward pass (0: all at once)")
+  app->add_option("--batch-size", o->batch_size, "images per forward pass (0: all at once)")
       ->capture_default_str();
   app->add_flag("--unmerged", o->unmerged,
                 "evaluate the adapters as separate low-rank terms instead of merging them into "

@@ -7,7 +7,6 @@
 //                   [--image N] [--patch N] [--width N] [--depth N] [--heads N] [--mlp-ratio X]
 //                   [--channels 1|3]
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <memory>
 
@@ -42,7 +41,8 @@ Command add_pretrain_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--seed", o->seed, "seed of weights, glyph draws and batch order")
       ->capture_default_str();
-  app->add_option("--threads", o->threads, "glyph-rendering threads (compute threads: OMP_NUM_THREADS)")
+  app->add_option("--threads", o->threads,
+                  "glyph-rendering threads (compute threads: OMP_NUM_THREADS)")
       ->capture_default_str();
   app->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--image", o->vit.image_size, "image size in pixels")->capture_default_str();
@@ -50,11 +50,13 @@ Command add_pretrain_command(CLI::App& root) {
   app->add_option("--width", o->vit.embed_dim, "embedding width")->capture_default_str();
   app->add_option("--depth", o->vit.depth, "transformer blocks")->capture_default_str();
   app->add_option("--heads", o->vit.num_heads, "attention heads")->capture_default_str();
-  app->add_option("--mlp-ratio", o->vit.mlp_ratio, "MLP hidden width / width")->capture_default_str();
+  app->add_option("--mlp-ratio", o->vit.mlp_ratio, "MLP hidden width / width")
+      ->capture_default_str();
   app->add_option("--channels", o->vit.in_channels, "input channels (glyphs repeated)")
       ->check(CLI::IsMember({1, 3}))
       ->capture_default_str();
-  app->add_option("--log-every", o->log_every, "steps between progress lines")->capture_default_str();
+  app->add_option("--log-every", o->log_every, "steps between progress lines")
+      ->capture_default_str();
 
   return {app, [o] {
             pretrain::PretrainOptions options = *o;

@@ -69,10 +69,12 @@ void run_train(const TrainOptions& o) {
   StopOnSignal stop;
   run.stop = stop.flag();
   if (config.seeds.size() > 1) {  // one run per seed, then the summary
-    SDLORA_CHECK(run.resume ||
-                     !std::filesystem::exists(std::filesystem::path(run.run_dir) / "config.json"),
-                 "--out '", run.run_dir, "' already holds a multi-seed run; continue it with "
-                 "--resume ", run.run_dir, " or choose another folder");
+    SDLORA_CHECK(
+        run.resume || !std::filesystem::exists(std::filesystem::path(run.run_dir) / "config.json"),
+        "--out '", run.run_dir,
+        "' already holds a multi-seed run; continue it with "
+        "--resume ",
+        run.run_dir, " or choose another folder");
     const cl::MultiSeedResult result = cl::run_seeds(config, run);
     std::cout << result.table() << "summary in " << run.run_dir << "/summary.json\n";
     return;

@@ -25,8 +25,8 @@ std::string locate_project_file(const std::string& path);
 
 struct DemoRun {
   std::string method;
-  cl::RunResult result;        // the (first seed's) run
-  cl::MultiSeedResult seeds;   // every seed's, when the demo ran several
+  cl::RunResult result;       // the (first seed's) run
+  cl::MultiSeedResult seeds;  // every seed's, when the demo ran several
 };
 // The comparison table (method, Acc, AAA, forgetting, stored parameters, seconds; mean +- std
 // over the seeds when there were several), then SD-LoRA's accuracy matrix, magnitudes and the

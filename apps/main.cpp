@@ -2,7 +2,6 @@
 // forward, pretrain, bench, report, analyze); each is defined in apps/cmd_<name>.cpp. Only this
 // file exits: commands throw, and the message is printed here with a non-zero exit status.
 #include <CLI/CLI.hpp>
-
 #include <exception>
 #include <iostream>
 #include <vector>

@@ -79,8 +79,8 @@ ViTConfig infer_vit_config(const std::map<std::string, Tensor>& tensors, int64_t
 
   const Tensor& fc1 = require(tensors, "blocks.0.mlp.fc1.weight", 2, source);
   SDLORA_CHECK(fc1.size(1) == c.embed_dim && fc1.size(0) > 0, source,
-               ": blocks.0.mlp.fc1.weight has shape ", shape_str(fc1.shape()), ", expected (hidden, ",
-               c.embed_dim, ")");
+               ": blocks.0.mlp.fc1.weight has shape ", shape_str(fc1.shape()),
+               ", expected (hidden, ", c.embed_dim, ")");
   const int64_t hidden = fc1.size(0);
   c.mlp_ratio = static_cast<double>(hidden) / static_cast<double>(c.embed_dim);
   // ViTConfig stores a ratio; make sure it maps back to exactly this hidden size.
@@ -90,8 +90,8 @@ ViTConfig infer_vit_config(const std::map<std::string, Tensor>& tensors, int64_t
   auto head = tensors.find("head.weight");
   if (head != tensors.end()) {
     SDLORA_CHECK(head->second.ndim() == 2 && head->second.size(1) == c.embed_dim, source,
-                 ": head.weight has shape ", shape_str(head->second.shape()), ", expected (classes, ",
-                 c.embed_dim, ")");
+                 ": head.weight has shape ", shape_str(head->second.shape()),
+                 ", expected (classes, ", c.embed_dim, ")");
     c.num_classes = head->second.size(0);
   } else {
     c.num_classes = 0;

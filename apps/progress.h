@@ -44,7 +44,8 @@ class StopOnSignal {
   const std::atomic<bool>* flag() const;
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 // "1:02:03" / "4:05" from seconds.

@@ -43,8 +43,9 @@ Tensor identity(int64_t n, DType dtype, Device device) {
 DType compute_dtype(const Tensor& a, const Tensor& b) {
   if (a.dtype() == b.dtype()) return a.dtype();
   auto ok = [](DType t) { return t == DType::kFloat32 || t == DType::kBFloat16; };
-  SDLORA_CHECK(ok(a.dtype()) && ok(b.dtype()), "mixed precision takes float32 and bfloat16 only, got ",
-               a.describe(), " and ", b.describe());
+  SDLORA_CHECK(ok(a.dtype()) && ok(b.dtype()),
+               "mixed precision takes float32 and bfloat16 only, got ", a.describe(), " and ",
+               b.describe());
   return DType::kBFloat16;
 }
 

@@ -336,8 +336,9 @@ Var attention_qkv(const Var& qkv, int64_t heads) {
                heads, " heads");
   QkvLayout l{X.size(0), X.size(1), heads, X.size(2) / (3 * heads), X.size(2) / 3};
   if (l.B == 0 || l.N == 0) {
-    return record("attention_qkv", Tensor::zeros({l.B, l.N, l.C}, X.dtype(), X.device()), {qkv},
-                  {[](const Tensor& dy) { return Tensor::zeros(dy.shape(), dy.dtype(), dy.device()); }});
+    return record(
+        "attention_qkv", Tensor::zeros({l.B, l.N, l.C}, X.dtype(), X.device()), {qkv},
+        {[](const Tensor& dy) { return Tensor::zeros(dy.shape(), dy.dtype(), dy.device()); }});
   }
   if (fused_attention_available(X, heads)) {
     note_attention_path("cuDNN SDPA (fused, bfloat16)");
@@ -347,7 +348,8 @@ Var attention_qkv(const Var& qkv, int64_t heads) {
                                               std::move(r.stats), heads);
   }
   if (!X.device().is_cpu())
-    note_attention_path(std::string("strided products and softmax (") + dtype_name(X.dtype()) + ")");
+    note_attention_path(std::string("strided products and softmax (") + dtype_name(X.dtype()) +
+                        ")");
   const double scale = 1.0 / std::sqrt(static_cast<double>(l.hd));
   Tensor S = Tensor::empty({l.B, l.H, l.N, l.N}, X.dtype(), X.device());
   matmul_view(l.part(X, 0), false, l.part(X, 1), true, l.scores(S), l.H, l.B,

@@ -7,12 +7,11 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
-#include "data/dataset.h"
 #include "cl/methods.h"
+#include "data/dataset.h"
 #include "data/transforms.h"
 #include "tensor/error.h"
 
@@ -118,28 +117,28 @@ const std::vector<Key>& keys() {
         make_key("scheduler", &Config::scheduler),
     };
     // seed: an integer, or a list (the released form): one run per seed.
-    t.push_back(Key{"seed", false,
-                    [](Config& c, const json& v) {
-                      if (v.is_array()) {
-                        if (v.empty()) bad_type("seed", v, "an integer or a non-empty list");
-                        c.seeds = read_int_list("seed", v);
-                        c.seed = c.seeds.front();
-                        if (c.seeds.size() == 1) c.seeds.clear();
-                      } else {
-                        c.seed = read_int("seed", v);
-                        c.seeds.clear();
-                      }
-                    },
-                    [](const Config& c) { return c.seeds.size() > 1 ? json(c.seeds) : json(c.seed); }});
+    t.push_back(
+        Key{"seed", false,
+            [](Config& c, const json& v) {
+              if (v.is_array()) {
+                if (v.empty()) bad_type("seed", v, "an integer or a non-empty list");
+                c.seeds = read_int_list("seed", v);
+                c.seed = c.seeds.front();
+                if (c.seeds.size() == 1) c.seeds.clear();
+              } else {
+                c.seed = read_int("seed", v);
+                c.seeds.clear();
+              }
+            },
+            [](const Config& c) { return c.seeds.size() > 1 ? json(c.seeds) : json(c.seed); }});
     // The released configs' own keys.
-    for (Key k : {make_key("model_name", &Config::model_name),
-                  make_key("memory_size", &Config::memory_size),
-                  make_key("memory_per_class", &Config::memory_per_class),
-                  make_key("fixed_memory", &Config::fixed_memory),
-                  make_key("filepath", &Config::filepath),
-                  make_key("init_weight_decay", &Config::init_weight_decay),
-                  make_key("min_lr", &Config::min_lr),
-                  make_key("tuned_epoch", &Config::tuned_epoch)}) {
+    for (Key k :
+         {make_key("model_name", &Config::model_name),
+          make_key("memory_size", &Config::memory_size),
+          make_key("memory_per_class", &Config::memory_per_class),
+          make_key("fixed_memory", &Config::fixed_memory), make_key("filepath", &Config::filepath),
+          make_key("init_weight_decay", &Config::init_weight_decay),
+          make_key("min_lr", &Config::min_lr), make_key("tuned_epoch", &Config::tuned_epoch)}) {
       k.released_only = k.name != "model_name";
       t.push_back(std::move(k));
     }
@@ -148,8 +147,9 @@ const std::vector<Key>& keys() {
     backbone_type.write = nullptr;
     backbone_type.released_only = true;
     t.push_back(std::move(backbone_type));
-    for (Key k : {make_key("num_workers", &Config::num_workers), make_key("method", &Config::method),
-                  make_key("sdlora_mode", &Config::sdlora_mode), make_key("rank", &Config::rank)})
+    for (Key k :
+         {make_key("num_workers", &Config::num_workers), make_key("method", &Config::method),
+          make_key("sdlora_mode", &Config::sdlora_mode), make_key("rank", &Config::rank)})
       t.push_back(std::move(k));
     t.push_back(Key{"rank_schedule", false,
                     [](Config& c, const json& v) {
@@ -168,18 +168,24 @@ const std::vector<Key>& keys() {
                       for (const auto& [task, rank] : c.rank_schedule) a.push_back({task, rank});
                       return a;
                     }});
-    for (Key k : {make_key("kd_tau", &Config::kd_tau), make_key("backbone", &Config::backbone),
+    for (Key k : {make_key("kd_tau", &Config::kd_tau),
+                  make_key("backbone", &Config::backbone),
                   make_key("image_size", &Config::image_size),
                   make_key("patch_size", &Config::patch_size),
-                  make_key("embed_dim", &Config::embed_dim), make_key("depth", &Config::depth),
+                  make_key("embed_dim", &Config::embed_dim),
+                  make_key("depth", &Config::depth),
                   make_key("num_heads", &Config::num_heads),
-                  make_key("mlp_ratio", &Config::mlp_ratio), make_key("weights", &Config::weights),
-                  make_key("transform", &Config::transform), make_key("channels", &Config::channels),
+                  make_key("mlp_ratio", &Config::mlp_ratio),
+                  make_key("weights", &Config::weights),
+                  make_key("transform", &Config::transform),
+                  make_key("channels", &Config::channels),
                   make_key("eval_batch_size", &Config::eval_batch_size),
                   make_key("train_per_class", &Config::train_per_class),
                   make_key("test_per_class", &Config::test_per_class),
-                  make_key("cache_mb", &Config::cache_mb), make_key("threads", &Config::threads),
-                  make_key("log_every", &Config::log_every), make_key("max_image_pixels", &Config::max_image_pixels),
+                  make_key("cache_mb", &Config::cache_mb),
+                  make_key("threads", &Config::threads),
+                  make_key("log_every", &Config::log_every),
+                  make_key("max_image_pixels", &Config::max_image_pixels),
                   make_key("tf32", &Config::tf32),
                   make_key("precision", &Config::precision),
                   make_key("class_order_seed", &Config::class_order_seed)})
@@ -307,16 +313,20 @@ void Config::validate() const {
   check_milestones("init_milestones", init_milestones);
   check_milestones("milestones", milestones);
   SDLORA_CHECK(batch_size > 0, "config key 'batch_size': must be positive, got ", batch_size);
-  SDLORA_CHECK(eval_batch_size >= 0, "config key 'eval_batch_size': must be >= 0, got ", eval_batch_size);
+  SDLORA_CHECK(eval_batch_size >= 0, "config key 'eval_batch_size': must be >= 0, got ",
+               eval_batch_size);
   check_one_of("optimizer", optimizer, std::vector<std::string>{"sgd", "adam", "adamw"});
-  SDLORA_CHECK(momentum >= 0 && momentum < 1, "config key 'momentum': must be in [0, 1), got ", momentum);
+  SDLORA_CHECK(momentum >= 0 && momentum < 1, "config key 'momentum': must be in [0, 1), got ",
+               momentum);
   SDLORA_CHECK(weight_decay >= 0, "config key 'weight_decay': must be >= 0, got ", weight_decay);
   if (released())
     check_one_of("scheduler", scheduler,
                  std::vector<std::string>{"constant", "multistep", "cosine", "steplr"});
   else
-    check_one_of("scheduler", scheduler, std::vector<std::string>{"constant", "multistep", "cosine"});
-  SDLORA_CHECK(seed >= 0 && seed <= 0xFFFFFFFFll, "config key 'seed': must be in [0, 2^32), got ", seed);
+    check_one_of("scheduler", scheduler,
+                 std::vector<std::string>{"constant", "multistep", "cosine"});
+  SDLORA_CHECK(seed >= 0 && seed <= 0xFFFFFFFFll, "config key 'seed': must be in [0, 2^32), got ",
+               seed);
   for (size_t i = 0; i < seeds.size(); ++i) {
     SDLORA_CHECK(seeds[i] >= 0 && seeds[i] <= 0xFFFFFFFFll, "config key 'seed': ", seeds[i],
                  " is not in [0, 2^32)");
@@ -331,7 +341,8 @@ void Config::validate() const {
   if (released()) {
     SDLORA_CHECK(model_name == "sdlora", "config key 'model_name': '", model_name,
                  "' is not run by this project; it runs the released code's sdlora (and, with "
-                 "our own configs, methods ", join(method_names()), ")");
+                 "our own configs, methods ",
+                 join(method_names()), ")");
     SDLORA_CHECK(memory_size == 0 && memory_per_class == 0,
                  "config keys 'memory_size'/'memory_per_class': ", memory_size, "/",
                  memory_per_class, " ask for rehearsal; SD-LoRA is rehearsal-free (use 0)");
@@ -357,8 +368,10 @@ void Config::validate() const {
     }
   }
   for (const auto& [key, v] : {std::pair<const char*, int64_t>{"image_size", image_size},
-                               {"patch_size", patch_size}, {"embed_dim", embed_dim},
-                               {"depth", depth}, {"num_heads", num_heads}})
+                               {"patch_size", patch_size},
+                               {"embed_dim", embed_dim},
+                               {"depth", depth},
+                               {"num_heads", num_heads}})
     SDLORA_CHECK(v >= 0, "config key '", key, "': must be >= 0 (0 = the preset's), got ", v);
   SDLORA_CHECK(mlp_ratio >= 0, "config key 'mlp_ratio': must be >= 0 (0 = the preset's), got ",
                mlp_ratio);
@@ -369,7 +382,8 @@ void Config::validate() const {
   try {
     vit_config().validate();
   } catch (const std::exception& e) {
-    SDLORA_THROW("config keys backbone/image_size/patch_size/embed_dim/depth/num_heads: ", e.what());
+    SDLORA_THROW("config keys backbone/image_size/patch_size/embed_dim/depth/num_heads: ",
+                 e.what());
   }
   try {
     data::make_pipeline(transform, static_cast<int>(channels));
@@ -381,11 +395,11 @@ void Config::validate() const {
   SDLORA_CHECK(cache_mb >= 0, "config key 'cache_mb': must be >= 0, got ", cache_mb);
   // The form only: whether a GPU is present is checked when the run starts, so that configs
   // written for a GPU machine load (and dry-run) anywhere.
-  const bool cuda_form = device == "cuda" ||
-                         (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
-                          device.find_first_not_of("0123456789,", 5) == std::string::npos &&
-                          device.back() != ',' && device.find(",,") == std::string::npos &&
-                          device[5] != ',');
+  const bool cuda_form =
+      device == "cuda" ||
+      (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+       device.find_first_not_of("0123456789,", 5) == std::string::npos && device.back() != ',' &&
+       device.find(",,") == std::string::npos && device[5] != ',');
   SDLORA_CHECK(device == "auto" || device == "cpu" || cuda_form,
                "config key 'device': expected auto, cpu, cuda or cuda:N, got '", device, "'");
   SDLORA_CHECK(threads >= 0, "config key 'threads': must be >= 0, got ", threads);
@@ -468,8 +482,7 @@ Config load_config(const std::string& path) {
 
 void apply_override(Config& config, const std::string& assignment) {
   const size_t eq = assignment.find('=');
-  SDLORA_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment,
-               "': expected key=value");
+  SDLORA_CHECK(eq != std::string::npos && eq > 0, "--set '", assignment, "': expected key=value");
   const std::string name = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   const Key* k = find_key(name);

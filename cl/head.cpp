@@ -63,12 +63,11 @@ void GrowingHead::load_state_dict(const std::map<std::string, Tensor>& tensors) 
   LoadReport report;
   if (w == tensors.end()) report.missing.push_back("head.weight");
   if (b == tensors.end()) report.missing.push_back("head.bias");
-  if (report.missing.empty() &&
-      !(w->second.ndim() == 2 && w->second.size(1) == width_ && b->second.ndim() == 1 &&
-        b->second.size(0) == w->second.size(0)))
+  if (report.missing.empty() && !(w->second.ndim() == 2 && w->second.size(1) == width_ &&
+                                  b->second.ndim() == 1 && b->second.size(0) == w->second.size(0)))
     report.misshaped.push_back("head.weight " + w->second.describe() + " and head.bias " +
-                               b->second.describe() + " (want [classes, " +
-                               std::to_string(width_) + "] and [classes])");
+                               b->second.describe() + " (want [classes, " + std::to_string(width_) +
+                               "] and [classes])");
   report.throw_if_any("classifier checkpoint", "a head of width " + std::to_string(width_));
   frozen_w_ = w->second.to(DType::kFloat32).to(device_).clone();
   frozen_b_ = b->second.to(DType::kFloat32).to(device_).clone();

@@ -26,10 +26,10 @@ namespace sdlora::cl {
 
 // What a learner reports at the end of a task.
 struct TaskEnd {
-  int64_t rank = 0;                 // rank of the pair trained in the task (0: none)
-  bool kd_checked = false;          // SD-LoRA-KD ran its check (tasks >= 1)
-  KDDecision kd;                    // the residuals and the decision when checked
-  std::vector<double> magnitudes;   // alpha_k after the task (SD-LoRA family)
+  int64_t rank = 0;                // rank of the pair trained in the task (0: none)
+  bool kd_checked = false;         // SD-LoRA-KD ran its check (tasks >= 1)
+  KDDecision kd;                   // the residuals and the decision when checked
+  std::vector<double> magnitudes;  // alpha_k after the task (SD-LoRA family)
 };
 
 class Learner {

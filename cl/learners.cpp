@@ -30,7 +30,10 @@ class SDLoRALearner : public Learner {
  public:
   SDLoRALearner(ViT& vit, std::string method, SDLoRAMode mode, RankSchedule schedule, bool kd,
                 double tau)
-      : method_(std::move(method)), sdlora_(vit, mode), schedule_(std::move(schedule)), kd_(kd),
+      : method_(std::move(method)),
+        sdlora_(vit, mode),
+        schedule_(std::move(schedule)),
+        kd_(kd),
         tau_(tau) {}
 
   std::string method() const override { return method_; }

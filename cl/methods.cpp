@@ -7,10 +7,12 @@ namespace sdlora::cl {
 
 const std::vector<MethodInfo>& methods() {
   static const std::vector<MethodInfo> kMethods = {
-      {"sdlora", "SD-LoRA: decoupled magnitudes and directions, one rank for every task", true, true},
+      {"sdlora", "SD-LoRA: decoupled magnitudes and directions, one rank for every task", true,
+       true},
       {"sdlora-rr", "SD-LoRA-RR: smaller ranks for later tasks (rank_schedule)", true, true},
       {"sdlora-kd", "SD-LoRA-KD: redundant components absorbed into earlier ones", true, true},
-      {"seq-lora", "sequential LoRA fine-tuning: one pair trained on every task in turn", true, false},
+      {"seq-lora", "sequential LoRA fine-tuning: one pair trained on every task in turn", true,
+       false},
       {"linear-probe", "a frozen backbone; only the classifier learns", false, false},
   };
   return kMethods;

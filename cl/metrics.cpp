@@ -20,8 +20,8 @@ void AccuracyMatrix::add(const TaskCounts& counts) {
     SDLORA_CHECK(counts.correct[j] >= 0 && counts.correct[j] <= counts.total[j],
                  "AccuracyMatrix: task ", j, ": ", counts.correct[j], " correct of ",
                  counts.total[j]);
-    SDLORA_CHECK(counts.correct5.empty() ||
-                     (counts.correct5[j] >= counts.correct[j] && counts.correct5[j] <= counts.total[j]),
+    SDLORA_CHECK(counts.correct5.empty() || (counts.correct5[j] >= counts.correct[j] &&
+                                             counts.correct5[j] <= counts.total[j]),
                  "AccuracyMatrix: task ", j, ": ", counts.correct5[j], " top-5 correct of ",
                  counts.total[j], " with ", counts.correct[j], " top-1 correct");
   }
@@ -32,9 +32,9 @@ double AccuracyMatrix::r(int64_t i, int64_t j) const {
   const TaskCounts& row = counts(i);
   SDLORA_CHECK(j >= 0 && j <= i, "AccuracyMatrix: R[", i, "][", j, "] is not defined (j <= i)");
   const auto jj = static_cast<size_t>(j);
-  return row.total[jj] > 0 ? 100.0 * static_cast<double>(row.correct[jj]) /
-                                 static_cast<double>(row.total[jj])
-                           : 0.0;
+  return row.total[jj] > 0
+             ? 100.0 * static_cast<double>(row.correct[jj]) / static_cast<double>(row.total[jj])
+             : 0.0;
 }
 
 std::vector<std::vector<double>> AccuracyMatrix::matrix() const {
@@ -49,8 +49,8 @@ std::vector<std::vector<double>> AccuracyMatrix::matrix() const {
 namespace {
 
 // Percent of the tasks [begin, end) of one row: correct (or correct5) over total.
-double percent(const std::vector<int64_t>& correct, const std::vector<int64_t>& total,
-               size_t begin, size_t end) {
+double percent(const std::vector<int64_t>& correct, const std::vector<int64_t>& total, size_t begin,
+               size_t end) {
   int64_t c = 0, n = 0;
   for (size_t j = begin; j < end; ++j) {
     c += correct[j];

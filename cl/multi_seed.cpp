@@ -4,9 +4,8 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cl/run_dir.h"
 #include "data/file_io.h"
@@ -58,8 +57,10 @@ SeedRun run_one(const Config& c, const Datasets& d, const RunOptions& options) {
   RunOptions o = options;
   o.run_dir = s.dir;
   const bool exists = std::filesystem::exists(std::filesystem::path(s.dir) / "config.json");
-  SDLORA_CHECK(options.resume || !exists, "'", s.dir, "' already holds a run; continue it with "
-               "--resume ", options.run_dir);
+  SDLORA_CHECK(options.resume || !exists, "'", s.dir,
+               "' already holds a run; continue it with "
+               "--resume ",
+               options.run_dir);
   o.resume = exists;  // a finished run returns at once; an unfinished one continues
   const std::unique_ptr<ViT> backbone = make_backbone(c);
   s.result = run_training(c, d, *backbone, o);

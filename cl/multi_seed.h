@@ -40,7 +40,8 @@ std::string seed_dir(const std::string& dir, int64_t seed);
 // Runs (or, with options.resume, continues) every seed of config.seeds into options.run_dir:
 // finished seeds are read back, unfinished ones resumed, missing ones started. Writes
 // DIR/config.json (the whole config) and the summary after every seed.
-MultiSeedResult run_seeds(const Config& config, const Datasets& datasets, const RunOptions& options);
+MultiSeedResult run_seeds(const Config& config, const Datasets& datasets,
+                          const RunOptions& options);
 // The same, opening the config's datasets.
 MultiSeedResult run_seeds(const Config& config, const RunOptions& options);
 

@@ -5,10 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "tensor/error.h"
 
@@ -65,10 +64,9 @@ RunState load_run_state(const std::string& run_dir, const Config& config) {
     state.result.class_order = j.at("class_order").get<std::vector<int64_t>>();
     for (const json& t : j.at("tasks")) {
       TaskRecord r = record_from_json(t);
-      state.result.matrix.add(
-          TaskCounts{t.at("correct").get<std::vector<int64_t>>(),
-                     t.at("total").get<std::vector<int64_t>>(),
-                     t.value("correct5", std::vector<int64_t>{})});
+      state.result.matrix.add(TaskCounts{t.at("correct").get<std::vector<int64_t>>(),
+                                         t.at("total").get<std::vector<int64_t>>(),
+                                         t.value("correct5", std::vector<int64_t>{})});
       state.result.seconds += r.seconds;
       state.result.tasks.push_back(r);
     }
@@ -81,8 +79,8 @@ RunState load_run_state(const std::string& run_dir, const Config& config) {
 }
 
 void check_resume_config(const Config& saved, const Config& config) {
-  static const std::set<std::string> free_keys{"threads", "num_workers", "device",
-                                               "cache_mb", "log_every", "prefix"};
+  static const std::set<std::string> free_keys{"threads",  "num_workers", "device",
+                                               "cache_mb", "log_every",   "prefix"};
   const json a = json::parse(saved.to_json()), b = json::parse(config.to_json());
   for (const auto& [key, value] : a.items()) {
     if (free_keys.count(key)) continue;

@@ -2,7 +2,6 @@
 #include "cl/run_model.h"
 
 #include <algorithm>
-
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -80,11 +79,11 @@ ExportedModel export_merged(const RunModel& m) {
       {"model", shape.str()},
       // The original class id of each logit column: the seen classes only.
       {"class_order",
-       nlohmann::json(std::vector<int64_t>(
-                          m.class_order.begin(),
-                          m.class_order.begin() +
-                              std::min<int64_t>(m.head->num_classes(),
-                                                static_cast<int64_t>(m.class_order.size()))))
+       nlohmann::json(
+           std::vector<int64_t>(m.class_order.begin(),
+                                m.class_order.begin() +
+                                    std::min<int64_t>(m.head->num_classes(),
+                                                      static_cast<int64_t>(m.class_order.size()))))
            .dump()},
       {"merged", merged ? "adapters merged into blocks.*.attn.qkv.weight" : "no adapters"}};
   return out;

@@ -4,9 +4,8 @@
 
 #include <cmath>
 #include <iomanip>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cl/methods.h"
 
@@ -72,9 +71,9 @@ TaskRecord record_from_json(const json& j) {
 }
 
 std::string RunResult::metrics_json() const {
-  json ranks = json::array(), kd = json::array(), trainable = json::array(),
-       stored = json::array(), per_task = json::array(), top5 = json::array(),
-       old_acc = json::array(), new_acc = json::array();
+  json ranks = json::array(), kd = json::array(), trainable = json::array(), stored = json::array(),
+       per_task = json::array(), top5 = json::array(), old_acc = json::array(),
+       new_acc = json::array();
   for (int64_t i = 0; i < matrix.num_tasks(); ++i) {  // NaN (not defined) is written as null
     top5.push_back(matrix.top5_after(i));
     old_acc.push_back(matrix.old_after(i));
@@ -150,8 +149,8 @@ std::string RunResult::table() const {
   const int64_t n = matrix.num_tasks();
   o << "after  ";
   for (int64_t j = 0; j < n; ++j) o << std::setw(8) << ("T" + std::to_string(j));
-  o << std::setw(9) << "acc" << std::setw(9) << "top5" << std::setw(9) << "old"
-    << std::setw(9) << "new" << '\n';
+  o << std::setw(9) << "acc" << std::setw(9) << "top5" << std::setw(9) << "old" << std::setw(9)
+    << "new" << '\n';
   for (int64_t i = 0; i < n; ++i) {
     o << std::setw(5) << ("T" + std::to_string(i)) << "  ";
     for (int64_t j = 0; j < n; ++j) {

@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "cl/config.h"
 #include "cl/learner.h"
@@ -18,16 +17,16 @@ namespace sdlora::cl {
 // What one task produced.
 struct TaskRecord {
   int64_t task = 0;
-  int64_t class_begin = 0, class_end = 0;  // remapped labels [begin, end)
+  int64_t class_begin = 0, class_end = 0;     // remapped labels [begin, end)
   int64_t train_images = 0, test_images = 0;  // test: every seen class
-  double seconds = 0.0;         // wall time of the task (training and evaluation)
+  double seconds = 0.0;                       // wall time of the task (training and evaluation)
   double train_seconds = 0.0;
-  double images_per_s = 0.0;    // training images per second
-  int64_t peak_bytes = 0;       // peak device memory during the task
-  int64_t params_trainable = 0; // learner + classifier parameters trained in the task
-  int64_t params_stored = 0;    // learner + classifier values kept after the task
-  double final_loss = 0.0;      // mean loss of the last epoch
-  TaskEnd end;                  // rank, KD decision, magnitudes
+  double images_per_s = 0.0;     // training images per second
+  int64_t peak_bytes = 0;        // peak device memory during the task
+  int64_t params_trainable = 0;  // learner + classifier parameters trained in the task
+  int64_t params_stored = 0;     // learner + classifier values kept after the task
+  double final_loss = 0.0;       // mean loss of the last epoch
+  TaskEnd end;                   // rank, KD decision, magnitudes
 };
 
 struct RunResult {

@@ -4,9 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "autograd/functions.h"
 #include "cl/head.h"
@@ -56,7 +55,6 @@ class Log {
   Reporter* reporter_;
 };
 
-
 data::LoaderOptions loader_options(const Config& c, Device device, int64_t batch, bool shuffle,
                                    uint64_t seed, data::TransformPtr transform) {
   data::LoaderOptions o;
@@ -83,8 +81,8 @@ TaskCounts evaluate_seen_classes(const Config& c, const ViT& vit, const GrowingH
   counts.total.assign(static_cast<size_t>(t + 1), 0);
   auto test = data::task_test_set(d.test, order, t);
   if (test->size() == 0) return counts;
-  data::Loader loader(test, loader_options(c, device, c.effective_eval_batch_size(), false, 0,
-                                           pipe.test));
+  data::Loader loader(
+      test, loader_options(c, device, c.effective_eval_batch_size(), false, 0, pipe.test));
   loader.start_epoch(0);
   data::Batch batch;
   counts.correct5.assign(static_cast<size_t>(t + 1), 0);
@@ -196,8 +194,14 @@ struct Run {
   RunResult result;
 
   Run(const Config& c, const Datasets& datasets, ViT& v, const RunOptions& o)
-      : config(c), d(datasets), vit(v), options(o), order(make_order(c, datasets.train->num_classes())),
-        log(o), learner(make_learner(c, v)), head(v.config().embed_dim, v.device()),
+      : config(c),
+        d(datasets),
+        vit(v),
+        options(o),
+        order(make_order(c, datasets.train->num_classes())),
+        log(o),
+        learner(make_learner(c, v)),
+        head(v.config().embed_dim, v.device()),
         gen(static_cast<uint64_t>(c.seed)) {
     result.config = c;
     result.class_order = order.order();
@@ -226,11 +230,13 @@ void log_start(const Run& run) {
   const Config& c = run.config;
   run.log(detail::concat("run: method ", c.method, ", dataset ", c.dataset, ", ",
                          run.order.num_tasks(), " tasks, seed ", c.seed, ", device ",
-                         run.device().str(), ", tf32 ", allow_tf32() ? "on" : "off",
-                         ", precision ", c.precision));
+                         run.device().str(), ", tf32 ", allow_tf32() ? "on" : "off", ", precision ",
+                         c.precision));
   if (c.released())
-    run.log("released config (model_name " + c.model_name + "): SGD momentum 0.9, no weight "
-            "decay, multi-step decay over the milestones; mode " + c.sdlora_mode);
+    run.log("released config (model_name " + c.model_name +
+            "): SGD momentum 0.9, no weight "
+            "decay, multi-step decay over the milestones; mode " +
+            c.sdlora_mode);
   for (const std::string& k : c.ignored_keys()) run.log("config key " + k);
 }
 
@@ -257,7 +263,8 @@ int64_t start_or_resume(Run& run) {
   run.result = std::move(state.result);
   const int64_t first_task = run.result.matrix.num_tasks();
   if (first_task > 0) {
-    const SafetensorsFile file = load_safetensors(checkpoint_path(o.run_dir, first_task - 1), run.device());
+    const SafetensorsFile file =
+        load_safetensors(checkpoint_path(o.run_dir, first_task - 1), run.device());
     run.learner->load_state_dict(file.tensors, file.metadata);
     run.head.load_state_dict(file.tensors);
   }
@@ -281,7 +288,8 @@ TaskSetup begin_task(Run& run, int64_t t) {
   s.params = run.learner->named_trainable_parameters();
   const std::vector<Var> head_params = run.head.trainable_parameters();
   for (size_t i = 0; i < head_params.size(); ++i)
-    s.params.emplace_back(i == 0 ? "head.weight (new rows)" : "head.bias (new rows)", head_params[i]);
+    s.params.emplace_back(i == 0 ? "head.weight (new rows)" : "head.bias (new rows)",
+                          head_params[i]);
   std::vector<Var> vars;
   for (const auto& named : s.params) vars.push_back(named.second);
   s.rec.params_trainable = numel_of(vars);
@@ -306,10 +314,10 @@ void train_task(Run& run, int64_t t, TaskSetup& s) {
   const Stopwatch clock;
   int64_t images_done = 0;
   if (epochs > 0 && train->size() > 0) {
-    data::Loader loader(train, loader_options(c, run.device(), c.batch_size, true,
-                                              static_cast<uint64_t>(c.seed) * 1000003u +
-                                                  static_cast<uint64_t>(t),
-                                              pipe.train));
+    data::Loader loader(
+        train, loader_options(c, run.device(), c.batch_size, true,
+                              static_cast<uint64_t>(c.seed) * 1000003u + static_cast<uint64_t>(t),
+                              pipe.train));
     const int64_t total_images = epochs * train->size();
     const auto loss_of = [&](const data::Batch& b) {
       // Task 0: every column (its own classes); later tasks: the current task's only.
@@ -331,8 +339,15 @@ void train_task(Run& run, int64_t t, TaskSetup& s) {
         images_done += r.batch_data->labels.numel();
         if (r.read) last_loss = r.loss;
         const double elapsed = clock.seconds();
-        Progress p{t, run.order.num_tasks(), e, epochs, r.batch, r.num_batches, last_loss,
-                   s.opt->lr(0), elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0,
+        Progress p{t,
+                   run.order.num_tasks(),
+                   e,
+                   epochs,
+                   r.batch,
+                   r.num_batches,
+                   last_loss,
+                   s.opt->lr(0),
+                   elapsed > 0 ? static_cast<double>(images_done) / elapsed : 0.0,
                    0.0};
         p.eta_s = elapsed / static_cast<double>(images_done) *
                   static_cast<double>(total_images - images_done);
@@ -366,7 +381,8 @@ void evaluate_and_record(Run& run, int64_t t, TaskSetup& s, const Stopwatch& tas
   const TaskCounts counts = evaluate_seen_classes(run.config, run.vit, run.head, run.d, t);
   TaskRecord& rec = s.rec;
   for (int64_t n : counts.total) rec.test_images += n;
-  rec.params_stored = run.learner->stored_parameters() + run.head.num_classes() * (run.head.width() + 1);
+  rec.params_stored =
+      run.learner->stored_parameters() + run.head.num_classes() * (run.head.width() + 1);
   rec.peak_bytes = memory_stats(run.device()).peak_bytes;
   rec.seconds = task_clock.seconds();
   RunResult& r = run.result;
@@ -385,7 +401,8 @@ void evaluate_and_record(Run& run, int64_t t, TaskSetup& s, const Stopwatch& tas
 // metrics derived from it.
 void save_task(const Run& run, int64_t t, const TaskSetup& s) {
   save_checkpoint(checkpoint_path(run.options.run_dir, t), *run.learner, run.head, s.opt.get(), t);
-  data::write_file_atomic(run.file("state.json"), run_state_json(RunState{run.result, run.gen.offset()}));
+  data::write_file_atomic(run.file("state.json"),
+                          run_state_json(RunState{run.result, run.gen.offset()}));
   write_metrics(run);
 }
 
@@ -398,7 +415,8 @@ RunResult run_training(const Config& config, const Datasets& d, ViT& vit,
   Run run(config, d, vit, options);
   const int64_t first_task = start_or_resume(run);
   const int64_t num_tasks = run.order.num_tasks();
-  const int64_t last_task = options.max_tasks >= 0 ? std::min(num_tasks, options.max_tasks) : num_tasks;
+  const int64_t last_task =
+      options.max_tasks >= 0 ? std::min(num_tasks, options.max_tasks) : num_tasks;
   for (int64_t t = first_task; t < last_task; ++t) {
     const Stopwatch task_clock;
     reset_peak_memory(run.device());
@@ -455,27 +473,29 @@ std::string plan_json(const Config& config, const Datasets& d) {
                                   : config.effective_rank_schedule().rank_for(t)}});
   }
   const bool adapters = method_info(config.method).adapters;
-  nlohmann::json j{{"dataset", config.dataset},
-                   {"reader", config.dataset_reader()},
-                   {"released_config", config.released()},
-                   {"optimizer", config.effective_optimizer()},
-                   {"momentum", config.effective_optimizer() == "sgd" ? nlohmann::json(config.effective_momentum())
-                                                                    : nlohmann::json(nullptr)},
-                   {"weight_decay", config.effective_weight_decay()},
-                   {"scheduler", config.effective_scheduler()},
-                   {"sdlora_mode", adapters ? nlohmann::json(config.sdlora_mode) : nlohmann::json(nullptr)},
-                   {"ignored", config.ignored_keys()},
-                   {"data_path", config.data_path},
-                   {"method", config.method},
-                   {"num_classes", order.num_classes()},
-                   {"train_images", d.train->size()},
-                   {"test_images", d.test->size()},
-                   {"seed", config.seed},
-                   {"seeds", config.seeds.size() > 1 ? nlohmann::json(config.seeds) : nlohmann::json(nullptr)},
-                   {"class_order_seed", config.effective_class_order_seed()},
-                   {"class_order", order.order()},
-                   {"num_tasks", order.num_tasks()},
-                   {"tasks", tasks}};
+  nlohmann::json j{
+      {"dataset", config.dataset},
+      {"reader", config.dataset_reader()},
+      {"released_config", config.released()},
+      {"optimizer", config.effective_optimizer()},
+      {"momentum", config.effective_optimizer() == "sgd"
+                       ? nlohmann::json(config.effective_momentum())
+                       : nlohmann::json(nullptr)},
+      {"weight_decay", config.effective_weight_decay()},
+      {"scheduler", config.effective_scheduler()},
+      {"sdlora_mode", adapters ? nlohmann::json(config.sdlora_mode) : nlohmann::json(nullptr)},
+      {"ignored", config.ignored_keys()},
+      {"data_path", config.data_path},
+      {"method", config.method},
+      {"num_classes", order.num_classes()},
+      {"train_images", d.train->size()},
+      {"test_images", d.test->size()},
+      {"seed", config.seed},
+      {"seeds", config.seeds.size() > 1 ? nlohmann::json(config.seeds) : nlohmann::json(nullptr)},
+      {"class_order_seed", config.effective_class_order_seed()},
+      {"class_order", order.order()},
+      {"num_tasks", order.num_tasks()},
+      {"tasks", tasks}};
   return j.dump(2) + "\n";
 }
 

@@ -24,13 +24,13 @@ namespace sdlora::cl {
 // One progress report per training batch (what the command line renders).
 struct Progress {
   int64_t task = 0, num_tasks = 0;
-  int64_t epoch = 0, num_epochs = 0;  // 0-based epoch of num_epochs
-  int64_t batch = 0, num_batches = 0; // 0-based batch of the epoch
+  int64_t epoch = 0, num_epochs = 0;   // 0-based epoch of num_epochs
+  int64_t batch = 0, num_batches = 0;  // 0-based batch of the epoch
   double loss = 0.0;  // the mean loss of the batches last read back (each batch on the CPU; every
                       // 20 on a GPU, to keep host synchronisations out of the step)
   double lr = 0.0;
-  double images_per_s = 0.0;          // training throughput of the task so far
-  double eta_s = 0.0;                 // estimated seconds left in the task's training
+  double images_per_s = 0.0;  // training throughput of the task so far
+  double eta_s = 0.0;         // estimated seconds left in the task's training
 };
 
 // Receives progress and the lines that also go to log.txt. Methods run on the training thread.
@@ -44,13 +44,13 @@ class Reporter {
 class GrowingHead;
 
 struct RunOptions {
-  std::string run_dir;        // where metrics, log and checkpoints go; empty = nothing written
-  bool resume = false;        // continue the run in run_dir after its last finished task
+  std::string run_dir;  // where metrics, log and checkpoints go; empty = nothing written
+  bool resume = false;  // continue the run in run_dir after its last finished task
   Reporter* reporter = nullptr;
   // Set (e.g. by a signal handler) to stop at the next batch; the run throws RunInterrupted and
   // the folder keeps every finished task.
   const std::atomic<bool>* stop = nullptr;
-  int64_t max_tasks = -1;     // stop after this many tasks in total (-1: all)
+  int64_t max_tasks = -1;  // stop after this many tasks in total (-1: all)
   // Called after the last training step of each task, before the task ends: the model as
   // trained (tests compare it with what is scored, saved and exported).
   std::function<void(int64_t task, const ViT& vit, const GrowingHead& head)> after_training;

@@ -61,7 +61,8 @@ void AccuracyCounter::add(const Tensor& logits, const Tensor& labels) {
 int64_t AccuracyCounter::correct() {
   if (!pending_pred_.empty()) {
     const std::vector<int64_t> pred = cat(pending_pred_, 0).to_vector<int64_t>();
-    const std::vector<int64_t> truth = cast(cat(pending_label_, 0), DType::kInt64).to_vector<int64_t>();
+    const std::vector<int64_t> truth =
+        cast(cat(pending_label_, 0), DType::kInt64).to_vector<int64_t>();
     for (size_t i = 0; i < pred.size(); ++i) correct_ += pred[i] == truth[i] ? 1 : 0;
     pending_pred_.clear();
     pending_label_.clear();
@@ -143,7 +144,8 @@ std::unique_ptr<Optimizer> make_optimizer(const Config& c, std::vector<Var> para
 std::unique_ptr<LRScheduler> make_scheduler(const Config& c, Optimizer& opt, bool first) {
   const int64_t epochs = first ? c.init_epoch : c.epochs;
   const std::string kind = c.effective_scheduler();
-  if (kind == "cosine") return std::make_unique<CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
+  if (kind == "cosine")
+    return std::make_unique<CosineAnnealingLR>(opt, std::max<int64_t>(epochs, 1));
   if (kind == "multistep")
     return std::make_unique<MultiStepLR>(opt, first ? c.init_milestones : c.milestones,
                                          first ? c.init_lr_decay : c.lrate_decay);
@@ -172,7 +174,8 @@ int64_t run_epoch(data::Loader& loader, int64_t epoch, Optimizer& opt, LossWindo
     train_step([&] { return loss_of(batch); }, opt, window, b);
     ++steps;
     const bool last = batch.index + 1 == nb || steps == hooks.max_steps;
-    const bool force = batch.index == 0 || last || (hooks.force_read && hooks.force_read(batch.index));
+    const bool force =
+        batch.index == 0 || last || (hooks.force_read && hooks.force_read(batch.index));
     report.read = window.due(batch.index, force);
     if (report.read) {
       const std::string batches = detail::concat(where, " epoch ", epoch, " batches ", window_first,

@@ -98,11 +98,11 @@ struct StepReport {
 
 struct EpochHooks {
   const std::atomic<bool>* stop = nullptr;  // set: throws `on_stop()`'s exception at a batch
-  std::function<void(int64_t batch_index)> on_stop;    // must throw
-  std::function<void(int64_t step)> before_step;       // e.g. a per-step learning rate
-  std::function<bool(int64_t batch_index)> force_read; // e.g. at log lines
-  std::function<void(const StepReport&)> after_step;   // progress, logs
-  int64_t max_steps = -1;                              // stop the epoch after this many steps
+  std::function<void(int64_t batch_index)> on_stop;     // must throw
+  std::function<void(int64_t step)> before_step;        // e.g. a per-step learning rate
+  std::function<bool(int64_t batch_index)> force_read;  // e.g. at log lines
+  std::function<void(const StepReport&)> after_step;    // progress, logs
+  int64_t max_steps = -1;                               // stop the epoch after this many steps
 };
 
 // One pass over the loader's epoch `epoch`: per batch, a train_step on loss_of(batch); the window

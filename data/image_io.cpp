@@ -108,9 +108,9 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name, in
   Image img(h, w, want);
   // Warnings (a corrupt stream libjpeg would patch over) are errors; progressive files are
   // limited to 500 scans so a hostile one cannot take minutes.
-  const int rc = tjDecompress2(tj, bytes.data(), size, img.pixels.data(), w, 0, h,
-                               want == 1 ? TJPF_GRAY : TJPF_RGB,
-                               TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS);
+  const int rc =
+      tjDecompress2(tj, bytes.data(), size, img.pixels.data(), w, 0, h,
+                    want == 1 ? TJPF_GRAY : TJPF_RGB, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS);
   SDLORA_CHECK(rc == 0, "corrupt JPEG ", name, ": ", tjGetErrorStr2(tj));
   return img;
 }

@@ -50,7 +50,8 @@ std::vector<double> solve_psd(std::vector<double> a, const std::vector<double>& 
         if (A(p, q) == 0.0) continue;
         // Rotation J (c at pp and qq, s at pq, -s at qp) zeroing A(p, q) in J^T A J.
         const double theta = (A(q, q) - A(p, p)) / (2.0 * A(p, q));
-        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
         const double c = 1.0 / std::sqrt(t * t + 1.0), s = t * c;
         for (int64_t k = 0; k < n; ++k) {
           const double kp = A(k, p), kq = A(k, q);

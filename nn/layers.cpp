@@ -56,8 +56,8 @@ PatchConv::PatchConv(int64_t in_channels, int64_t out_channels, int64_t patch, D
   SDLORA_CHECK(in_channels > 0 && out_channels > 0 && patch > 0,
                "PatchConv: sizes must be positive, got in ", in_channels, ", out ", out_channels,
                ", patch ", patch);
-  weight_ = register_parameter(
-      "weight", Tensor::zeros({out_, in_, patch_, patch_}, DType::kFloat32, device));
+  weight_ = register_parameter("weight",
+                               Tensor::zeros({out_, in_, patch_, patch_}, DType::kFloat32, device));
   bias_ = register_parameter("bias", Tensor::zeros({out_}, DType::kFloat32, device));
 }
 
@@ -68,10 +68,10 @@ void PatchConv::reset_parameters(Generator& gen) {
 }
 
 Var PatchConv::forward(const Var& x) const {
-  SDLORA_CHECK(x.ndim() == 4 && x.size(1) == in_ && x.size(2) % patch_ == 0 &&
-                   x.size(3) % patch_ == 0,
-               "PatchConv: input ", x.describe(), " should be (B, ", in_,
-               ", H, W) with H and W multiples of ", patch_);
+  SDLORA_CHECK(
+      x.ndim() == 4 && x.size(1) == in_ && x.size(2) % patch_ == 0 && x.size(3) % patch_ == 0,
+      "PatchConv: input ", x.describe(), " should be (B, ", in_,
+      ", H, W) with H and W multiples of ", patch_);
   return linear(patchify(x, patch_), reshape(weight_, {out_, in_ * patch_ * patch_}), bias_);
 }
 

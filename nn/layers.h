@@ -13,7 +13,8 @@ namespace sdlora {
 class Linear : public Module {
  public:
   // Weight and bias start at zero on `device`; reset_parameters() gives nn.Linear's init.
-  Linear(int64_t in_features, int64_t out_features, bool bias = true, Device device = Device::cpu());
+  Linear(int64_t in_features, int64_t out_features, bool bias = true,
+         Device device = Device::cpu());
   // nn.Linear's default: weight and bias uniform in +-1/sqrt(in) (Kaiming-uniform, a = sqrt(5)).
   void reset_parameters(Generator& gen);
   Var forward(const Var& x) const;
@@ -50,7 +51,8 @@ class LayerNorm : public Module {
 // the weight viewed as (out, in p p), which is exactly the strided convolution.
 class PatchConv : public Module {
  public:
-  PatchConv(int64_t in_channels, int64_t out_channels, int64_t patch, Device device = Device::cpu());
+  PatchConv(int64_t in_channels, int64_t out_channels, int64_t patch,
+            Device device = Device::cpu());
   // Conv2d's default init: uniform in +-1/sqrt(in p p) for weight and bias.
   void reset_parameters(Generator& gen);
   // x (B, C, H, W) with H and W multiples of p -> (B, (H/p)(W/p), out), patches in row-major

@@ -9,8 +9,8 @@
 namespace sdlora {
 
 void Module::check_new_name(const std::string& name) const {
-  SDLORA_CHECK(!name.empty() && name.find('.') == std::string::npos, "module member name '",
-               name, "' must be non-empty and contain no '.'");
+  SDLORA_CHECK(!name.empty() && name.find('.') == std::string::npos, "module member name '", name,
+               "' must be non-empty and contain no '.'");
   auto taken = [&](const auto& list) {
     for (const auto& entry : list)
       if (entry.first == name) return true;
@@ -143,9 +143,10 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& state, b
     if (it == state.end()) {
       report.missing.push_back(name);
     } else if (!it->second.defined() || it->second.shape() != v.shape()) {
-      report.misshaped.push_back(name + " (checkpoint " +
-                          (it->second.defined() ? shape_str(it->second.shape()) : "undefined") +
-                          ", model " + shape_str(v.shape()) + ")");
+      report.misshaped.push_back(
+          name + " (checkpoint " +
+          (it->second.defined() ? shape_str(it->second.shape()) : "undefined") + ", model " +
+          shape_str(v.shape()) + ")");
     }
   }
   for (const auto& [name, t] : state)

@@ -12,7 +12,7 @@ namespace sdlora {
 enum class Precision { kFP32, kBF16 };
 
 Precision parse_precision(const std::string& text);  // "fp32" | "bf16", else throws
-const char* precision_name(Precision p);              // "fp32" | "bf16"
+const char* precision_name(Precision p);             // "fp32" | "bf16"
 // The dtype of activations and frozen weights under p.
 DType activation_dtype(Precision p);
 

@@ -31,8 +31,10 @@ float half_to_float(uint16_t h) {
     return sign ? -f : f;
   }
   uint32_t bits;
-  if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-  else bits = sign | ((exp + 112u) << 23) | (man << 13);
+  if (exp == 31)
+    bits = sign | 0x7f800000u | (man << 13);
+  else
+    bits = sign | ((exp + 112u) << 23) | (man << 13);
   std::memcpy(&f, &bits, 4);
   return f;
 }
@@ -55,12 +57,18 @@ bool file_dtype(const std::string& name, FileDType& out) {
 
 const char* dtype_tag(DType t) {
   switch (t) {
-    case DType::kFloat32: return "F32";
-    case DType::kBFloat16: return "BF16";
-    case DType::kFloat64: return "F64";
-    case DType::kInt64: return "I64";
-    case DType::kInt32: return "I32";
-    case DType::kUInt8: return "U8";
+    case DType::kFloat32:
+      return "F32";
+    case DType::kBFloat16:
+      return "BF16";
+    case DType::kFloat64:
+      return "F64";
+    case DType::kInt64:
+      return "I64";
+    case DType::kInt32:
+      return "I32";
+    case DType::kUInt8:
+      return "U8";
   }
   return "?";
 }
@@ -98,8 +106,9 @@ SafetensorsFile load_safetensors(const std::string& path, Device device) {
   in.read(reinterpret_cast<char*>(len_bytes), 8);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  SDLORA_CHECK(header_len <= file_size - 8, "safetensors file '", path, "' is truncated or corrupt: header of ",
-               header_len, " bytes announced, ", file_size - 8, " bytes follow");
+  SDLORA_CHECK(header_len <= file_size - 8, "safetensors file '", path,
+               "' is truncated or corrupt: header of ", header_len, " bytes announced, ",
+               file_size - 8, " bytes follow");
   std::string header(static_cast<size_t>(header_len), '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
   SDLORA_CHECK(in.good(), "safetensors file '", path, "': reading the ", header_len,
@@ -119,9 +128,11 @@ SafetensorsFile load_safetensors(const std::string& path, Device device) {
   std::vector<unsigned char> bytes;
   for (auto& [name, entry] : j.items()) {
     if (name == "__metadata__") {
-      SDLORA_CHECK(entry.is_object(), "safetensors file '", path, "': __metadata__ is not an object");
+      SDLORA_CHECK(entry.is_object(), "safetensors file '", path,
+                   "': __metadata__ is not an object");
       for (auto& [k, v] : entry.items()) {
-        SDLORA_CHECK(v.is_string(), "safetensors file '", path, "': metadata '", k, "' is not a string");
+        SDLORA_CHECK(v.is_string(), "safetensors file '", path, "': metadata '", k,
+                     "' is not a string");
         out.metadata[k] = v.get<std::string>();
       }
       continue;
@@ -141,12 +152,12 @@ SafetensorsFile load_safetensors(const std::string& path, Device device) {
     SDLORA_CHECK(jshape.is_array(), where, ": shape is not an array");
     SDLORA_CHECK(jshape.size() <= kMaxRank, where, ": shape has ", jshape.size(),
                  " dimensions (at most ", kMaxRank, ")");
-    uint64_t want = fd.size;   // bytes of the tensor
+    uint64_t want = fd.size;    // bytes of the tensor
     uint64_t extent = fd.size;  // the same with zero dimensions counted as one (bounds strides)
     for (size_t k = 0; k < jshape.size(); ++k) {
       const json& d = jshape[k];
-      SDLORA_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), where,
-                   ": shape dimension ", k, " is not a non-negative integer");
+      SDLORA_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
+                   where, ": shape dimension ", k, " is not a non-negative integer");
       const uint64_t v = d.get<uint64_t>();
       SDLORA_CHECK(v <= static_cast<uint64_t>(INT64_MAX) &&
                        !__builtin_mul_overflow(extent, v == 0 ? 1 : v, &extent) &&
@@ -161,7 +172,8 @@ SafetensorsFile load_safetensors(const std::string& path, Device device) {
                  where, ": data_offsets should be two non-negative integers");
     const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
     SDLORA_CHECK(begin <= end && end <= data_size, where, ": data_offsets [", begin, ", ", end,
-                 ") out of range: the file holds ", data_size, " data bytes (truncated or corrupt?)");
+                 ") out of range: the file holds ", data_size,
+                 " data bytes (truncated or corrupt?)");
     SDLORA_CHECK(end - begin == want, where, ": ", end - begin, " bytes for shape ",
                  shape_str(shape), " of ", tag, " (expected ", want, ")");
     ranges.emplace_back(begin, end);
@@ -217,13 +229,15 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const auto& [name, t] : tensors) {
       const Tensor host = t.to(Device::cpu());
-      out.write(static_cast<const char*>(host.raw_data()), static_cast<std::streamsize>(host.nbytes()));
+      out.write(static_cast<const char*>(host.raw_data()),
+                static_cast<std::streamsize>(host.nbytes()));
     }
     out.flush();
     SDLORA_CHECK(out.good(), "writing safetensors file '", tmp, "' failed (disk full?)");
   }
   crash_point(path, false);
-  SDLORA_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '", path, "'");
+  SDLORA_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '", path,
+               "'");
   crash_point(path, true);
 }
 

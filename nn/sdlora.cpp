@@ -97,7 +97,8 @@ void SDLoRAProjection::refresh() {
   }
   beta_terms_ = Tensor::from_vector<float>(beta, {T}, device_);
   inv_norm_terms_ = Tensor::from_vector<float>(inv_norm, {T}, device_);
-  term_of_column_ = Tensor::from_vector<int64_t>(term, {static_cast<int64_t>(term.size())}, device_);
+  term_of_column_ =
+      Tensor::from_vector<int64_t>(term, {static_cast<int64_t>(term.size())}, device_);
 }
 
 Var SDLoRAProjection::stacked_down() const {
@@ -116,9 +117,12 @@ Var SDLoRAProjection::stacked_up(const std::vector<Var>& alphas) const {
                " magnitudes for ", T, " terms");
   if (T == 0) return Var();
   Var up;
-  if (K == 0) up = cur_up_;
-  else if (!has_current()) up = Var(up_past_);
-  else up = cat({Var(up_past_), cur_up_}, 1);
+  if (K == 0)
+    up = cur_up_;
+  else if (!has_current())
+    up = Var(up_past_);
+  else
+    up = cat({Var(up_past_), cur_up_}, 1);
   return scaled_up(alphas, beta_terms_, inv_norm_terms_, term_of_column_, up);
 }
 
@@ -126,9 +130,9 @@ Var scaled_up(const std::vector<Var>& alphas, const Tensor& beta, const Tensor& 
               const Tensor& term_of_column, const Var& up) {
   std::vector<Var> a;
   for (const Var& alpha : alphas) a.push_back(reshape(alpha, {1}));
-  const Var alpha_vec = a.size() == 1 ? a.front() : cat(a, 0);        // (T)
-  const Var coef = mul(add(alpha_vec, Var(beta)), Var(inv_norm));     // (T)
-  const Var per_column = index_select(coef, 0, term_of_column);      // (R)
+  const Var alpha_vec = a.size() == 1 ? a.front() : cat(a, 0);     // (T)
+  const Var coef = mul(add(alpha_vec, Var(beta)), Var(inv_norm));  // (T)
+  const Var per_column = index_select(coef, 0, term_of_column);    // (R)
   return mul(up, per_column);  // (d_out, R), column j scaled by its term's coefficient
 }
 

@@ -56,7 +56,7 @@ class SDLoRAProjection {
 
   int64_t d_in() const { return d_in_; }
   int64_t d_out() const { return d_out_; }
-  int64_t num_components() const { return static_cast<int64_t>(ups_.size()); }  // frozen ones
+  int64_t num_components() const { return static_cast<int64_t>(ups_.size()); }       // frozen ones
   const Tensor& up(int64_t k) const { return ups_.at(static_cast<size_t>(k)); }      // (d_out, r_k)
   const Tensor& down(int64_t k) const { return downs_.at(static_cast<size_t>(k)); }  // (r_k, d_in)
   double beta(int64_t k) const { return betas_.at(static_cast<size_t>(k)); }
@@ -121,10 +121,10 @@ struct KDFit {
 };
 
 struct KDDecision {
-  bool redundant = false;           // every residual <= tau
+  bool redundant = false;  // every residual <= tau
   double tau = 0.0;
-  std::vector<double> residuals;    // per projection, in projection order
-  std::string describe() const;     // one line for the log
+  std::vector<double> residuals;  // per projection, in projection order
+  std::string describe() const;   // one line for the log
 };
 
 class SDLoRA {
@@ -141,7 +141,9 @@ class SDLoRA {
   // Projections p = 2 i (block i's q) and 2 i + 1 (its v).
   int64_t num_projections() const { return static_cast<int64_t>(projections_.size()); }
   SDLoRAProjection& projection(int64_t p) { return *projections_.at(static_cast<size_t>(p)); }
-  const SDLoRAProjection& projection(int64_t p) const { return *projections_.at(static_cast<size_t>(p)); }
+  const SDLoRAProjection& projection(int64_t p) const {
+    return *projections_.at(static_cast<size_t>(p));
+  }
   std::string projection_name(int64_t p) const;  // "blocks.3.attn.qkv.lora_v"
 
   int64_t num_components() const;  // frozen components (the same for every projection)

@@ -38,7 +38,8 @@ std::map<std::string, Tensor> SDLoRA::state_dict(bool include_current) const {
     out[name + "beta"] = Tensor::from_vector<float>(beta, {T}, device_);
   }
   std::vector<Tensor> alpha;
-  for (int64_t k = 0; k < T; ++k) alpha.push_back(alphas_[static_cast<size_t>(k)].data().reshape({1}));
+  for (int64_t k = 0; k < T; ++k)
+    alpha.push_back(alphas_[static_cast<size_t>(k)].data().reshape({1}));
   out["sdlora.alpha"] = T > 0 ? cat(alpha, 0) : Tensor::zeros({0}, DType::kFloat32, device_);
   return out;
 }
@@ -60,7 +61,8 @@ void SDLoRA::load_state_dict(const std::map<std::string, Tensor>& tensors,
     return it == metadata.end() ? std::string() : it->second;
   };
   const std::string mode_text = meta("sdlora_mode");
-  if (mode_text.empty()) problems.push_back("metadata sdlora_mode is missing");
+  if (mode_text.empty())
+    problems.push_back("metadata sdlora_mode is missing");
   else if (mode_text != sdlora_mode_name(mode_))
     problems.push_back("checkpoint mode \"" + mode_text + "\", adapters in mode \"" +
                        sdlora_mode_name(mode_) + "\"");
@@ -141,8 +143,11 @@ void SDLoRA::load_state_dict(const std::map<std::string, Tensor>& tensors,
     proj.clear();
     for (int64_t k = 0; k < K; ++k)
       proj.add_component(get(name + std::to_string(k) + ".up"),
-                         get(name + std::to_string(k) + ".down"), beta[static_cast<size_t>(k)], mode_);
-    if (cur) proj.set_current(get(name + std::to_string(K) + ".up"), get(name + std::to_string(K) + ".down"));
+                         get(name + std::to_string(k) + ".down"), beta[static_cast<size_t>(k)],
+                         mode_);
+    if (cur)
+      proj.set_current(get(name + std::to_string(K) + ".up"),
+                       get(name + std::to_string(K) + ".down"));
   }
   const Tensor alpha = T > 0 ? get("sdlora.alpha") : Tensor();
   alphas_.clear();

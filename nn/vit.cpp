@@ -104,8 +104,8 @@ Var Block::forward(const Var& x) const {
 }
 
 PatchEmbed::PatchEmbed(const ViTConfig& c, Device device)
-    : proj_(register_module("proj", std::make_shared<PatchConv>(c.in_channels, c.embed_dim,
-                                                                c.patch_size, device))) {}
+    : proj_(register_module(
+          "proj", std::make_shared<PatchConv>(c.in_channels, c.embed_dim, c.patch_size, device))) {}
 
 BlockList::BlockList(const ViTConfig& c, Device device) {
   for (int64_t i = 0; i < c.depth; ++i)
@@ -139,8 +139,10 @@ void ViT::init_weights(Generator& gen) {
     dst.copy_(value);
   };
   auto init_linear = [&](const Linear& l) {
-    set(l.weight(), gen.normal(l.weight().shape(), 0.0, 0.02, DType::kFloat32, l.weight().device()));
-    if (l.bias().defined()) set(l.bias(), Tensor::zeros(l.bias().shape(), DType::kFloat32, l.bias().device()));
+    set(l.weight(),
+        gen.normal(l.weight().shape(), 0.0, 0.02, DType::kFloat32, l.weight().device()));
+    if (l.bias().defined())
+      set(l.bias(), Tensor::zeros(l.bias().shape(), DType::kFloat32, l.bias().device()));
   };
   auto init_norm = [&](const LayerNorm& n) {
     set(n.weight(), Tensor::full(n.weight().shape(), 1.0, DType::kFloat32, n.weight().device()));
@@ -170,8 +172,8 @@ ViTOutput ViT::forward(const Var& images) const {
                c.image_size, ", ", c.image_size, ")");
   const int64_t B = images.size(0), D = c.embed_dim;
   const DType act = activation_dtype(precision_);
-  Var x = patch_embed_->forward(cast(images, act));                      // (B, N, D)
-  x = cat({broadcast_to(cls_token_, {B, 1, D}), x}, 1);                  // (B, N + 1, D)
+  Var x = patch_embed_->forward(cast(images, act));      // (B, N, D)
+  x = cat({broadcast_to(cls_token_, {B, 1, D}), x}, 1);  // (B, N + 1, D)
   x = add(x, pos_embed_);
   for (int64_t i = 0; i < depth(); ++i) x = block(i).forward(x);
   // LayerNorm acts per token, so normalising the class token alone equals timm's norm-then-pool.

@@ -29,7 +29,9 @@ struct ViTConfig {
 
   int64_t grid() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid() * grid(); }
-  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio); }
+  int64_t mlp_hidden() const {
+    return static_cast<int64_t>(static_cast<double>(embed_dim) * mlp_ratio);
+  }
   // Throws naming the first inconsistent field (sizes, divisibility of image by patch and of
   // width by heads).
   void validate() const;

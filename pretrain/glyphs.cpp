@@ -68,7 +68,8 @@ std::string name_string(const stbtt_fontinfo& info, int name_id) {
   std::string out;
   if (s) {
     for (int i = 0; i + 1 < len; i += 2) {
-      const unsigned hi = static_cast<unsigned char>(s[i]), lo = static_cast<unsigned char>(s[i + 1]);
+      const unsigned hi = static_cast<unsigned char>(s[i]),
+                     lo = static_cast<unsigned char>(s[i + 1]);
       if (hi == 0 && lo < 128) out += static_cast<char>(lo);
     }
     return out;
@@ -85,9 +86,10 @@ std::string name_string(const stbtt_fontinfo& info, int name_id) {
 // "DejaVu Sans Condensed" -> "dejavusans": lower-case words, trailing style words dropped, joined.
 std::string normalise_family(const std::string& name) {
   static const std::set<std::string> kStyleWords = {
-      "regular", "bold", "italic", "oblique", "light", "thin", "medium", "semibold", "demibold",
-      "demi", "extrabold", "ultrabold", "extralight", "ultralight", "black", "heavy", "book",
-      "condensed", "semicondensed", "extended", "narrow", "roman", "normal", "slanted"};
+      "regular",       "bold",       "italic",   "oblique", "light",     "thin",
+      "medium",        "semibold",   "demibold", "demi",    "extrabold", "ultrabold",
+      "extralight",    "ultralight", "black",    "heavy",   "book",      "condensed",
+      "semicondensed", "extended",   "narrow",   "roman",   "normal",    "slanted"};
   std::vector<std::string> words(1);
   for (char ch : name) {
     const unsigned char c = static_cast<unsigned char>(ch);
@@ -149,7 +151,8 @@ bool is_font_file(const fs::path& p) {
 const std::string& glyph_charset(const std::string& name) {
   for (const auto& [n, chars] : charsets())
     if (n == name) return chars;
-  SDLORA_THROW("unknown glyph character set '", name, "' (known: ", join(glyph_charset_names()), ")");
+  SDLORA_THROW("unknown glyph character set '", name, "' (known: ", join(glyph_charset_names()),
+               ")");
 }
 
 const std::vector<std::string>& glyph_charset_names() {
@@ -168,7 +171,7 @@ int64_t FontFace::num_chars() const {
 struct FontLibrary::Loaded {
   std::vector<unsigned char> bytes;
   stbtt_fontinfo info{};
-  double cap_units = 0.0;  // capital height in font units
+  double cap_units = 0.0;   // capital height in font units
   std::vector<int> glyphs;  // glyph index per class (0: none)
 };
 
@@ -185,7 +188,8 @@ std::shared_ptr<const FontLibrary> FontLibrary::load(const std::vector<std::stri
     SDLORA_CHECK(fs::is_directory(d, ec), "font folder ", d, " does not exist or is not a folder");
     const auto opts = fs::directory_options::follow_directory_symlink |
                       fs::directory_options::skip_permission_denied;
-    for (fs::recursive_directory_iterator it(d, opts, ec), end; !ec && it != end; it.increment(ec)) {
+    for (fs::recursive_directory_iterator it(d, opts, ec), end; !ec && it != end;
+         it.increment(ec)) {
       if (it->is_regular_file(ec) && is_font_file(it->path())) paths.push_back(it->path().string());
     }
     SDLORA_CHECK(!ec, "cannot list font folder ", d, ": ", ec.message());
@@ -249,8 +253,8 @@ void FontLibrary::add(const std::string& path, bool strict) {
   for (int64_t c = 0; c < n; ++c) {
     const int g = stbtt_FindGlyphIndex(&font->info, static_cast<unsigned char>(charset_[c]));
     int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-    if (g == 0 || stbtt_IsGlyphEmpty(&font->info, g) || !stbtt_GetGlyphBox(&font->info, g, &x0, &y0, &x1, &y1) ||
-        x1 <= x0 || y1 <= y0)
+    if (g == 0 || stbtt_IsGlyphEmpty(&font->info, g) ||
+        !stbtt_GetGlyphBox(&font->info, g, &x0, &y0, &x1, &y1) || x1 <= x0 || y1 <= y0)
       continue;
     font->glyphs[c] = g;
     face.has_char[c] = true;
@@ -259,7 +263,8 @@ void FontLibrary::add(const std::string& path, bool strict) {
   for (int64_t c = 0; c < n; ++c) {
     const char ch = charset_[c];
     if (!std::islower(static_cast<unsigned char>(ch)) || !face.has_char[c]) continue;
-    const size_t upper = charset_.find(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+    const size_t upper =
+        charset_.find(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
     if (upper != std::string::npos && face.has_char[upper] &&
         same_outline(font->info, font->glyphs[upper], font->glyphs[c])) {
       face.has_char[c] = false;
@@ -312,12 +317,14 @@ Image FontLibrary::render(int64_t font, int64_t cls, const GlyphPose& pose, int 
   constexpr int kMargin = 2;
   double scale = pose.cap_px / L.cap_units;
   int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-  stbtt_GetGlyphBitmapBox(&L.info, g, static_cast<float>(scale), static_cast<float>(scale), &x0, &y0, &x1, &y1);
+  stbtt_GetGlyphBitmapBox(&L.info, g, static_cast<float>(scale), static_cast<float>(scale), &x0,
+                          &y0, &x1, &y1);
   const double fit = std::min({1.0, double(w - 2 * kMargin) / std::max(1, x1 - x0),
                                double(h - 2 * kMargin) / std::max(1, y1 - y0)});
   if (fit < 1.0) {
     scale *= fit;
-    stbtt_GetGlyphBitmapBox(&L.info, g, static_cast<float>(scale), static_cast<float>(scale), &x0, &y0, &x1, &y1);
+    stbtt_GetGlyphBitmapBox(&L.info, g, static_cast<float>(scale), static_cast<float>(scale), &x0,
+                            &y0, &x1, &y1);
   }
   const int gw = std::max(1, x1 - x0), gh = std::max(1, y1 - y0);
   std::vector<unsigned char> glyph(static_cast<size_t>(gw) * gh, 0);
@@ -362,10 +369,11 @@ double glyph_family_hash(const std::string& family, uint64_t split_seed) {
 
 std::vector<std::string> glyph_test_families(const FontLibrary& fonts, double test_fraction,
                                              uint64_t split_seed) {
-  SDLORA_CHECK(test_fraction > 0 && test_fraction < 1, "glyph test fraction must be in (0, 1), got ",
-               test_fraction);
+  SDLORA_CHECK(test_fraction > 0 && test_fraction < 1,
+               "glyph test fraction must be in (0, 1), got ", test_fraction);
   const auto families = fonts.families();
-  SDLORA_CHECK(families.size() >= 2, "the glyph train/test split needs at least two font families, found ",
+  SDLORA_CHECK(families.size() >= 2,
+               "the glyph train/test split needs at least two font families, found ",
                families.size(), families.empty() ? "" : " (" + families[0] + ")",
                "; add font folders or packages");
   std::vector<std::pair<double, std::string>> ranked;
@@ -384,11 +392,12 @@ GlyphDataset::GlyphDataset(std::shared_ptr<const FontLibrary> fonts, GlyphOption
     : fonts_(std::move(fonts)), options_(std::move(options)) {
   SDLORA_CHECK(fonts_ != nullptr, "glyph dataset without a font library");
   SDLORA_CHECK(options_.size >= 0, "glyph dataset size must be >= 0, got ", options_.size);
-  SDLORA_CHECK(options_.channels == 1 || options_.channels == 3, "glyph images have 1 or 3 channels, got ",
-               options_.channels);
+  SDLORA_CHECK(options_.channels == 1 || options_.channels == 3,
+               "glyph images have 1 or 3 channels, got ", options_.channels);
   SDLORA_CHECK(options_.min_cap_px > 0 && options_.min_cap_px <= options_.max_cap_px,
                "bad glyph size range [", options_.min_cap_px, ", ", options_.max_cap_px, "]");
-  SDLORA_CHECK(options_.min_level > 0 && options_.min_level <= 1, "glyph min level must be in (0, 1]");
+  SDLORA_CHECK(options_.min_level > 0 && options_.min_level <= 1,
+               "glyph min level must be in (0, 1]");
   const auto test = glyph_test_families(*fonts_, options_.test_fraction, options_.split_seed);
   const bool want_test = options_.split == Split::kTest;
   const int64_t n_cls = fonts_->num_classes();
@@ -423,8 +432,8 @@ int64_t GlyphDataset::label(int64_t i) const {
 void GlyphDataset::sample(int64_t i, int64_t& font, GlyphPose& pose) const {
   const int64_t cls = label(i);
   // The split owns one half of the stream space, so train and test draws never coincide.
-  const uint64_t stream = (options_.split == Split::kTest ? uint64_t{1} << 62 : 0) |
-                          static_cast<uint64_t>(i);
+  const uint64_t stream =
+      (options_.split == Split::kTest ? uint64_t{1} << 62 : 0) | static_cast<uint64_t>(i);
   SampleRng rng(options_.seed, stream);
   const auto& cands = faces_by_class_[static_cast<size_t>(cls)];
   font = cands[static_cast<size_t>(rng.randint(0, static_cast<int64_t>(cands.size())))];

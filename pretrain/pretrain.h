@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "pretrain/glyphs.h"
 #include "nn/vit.h"
+#include "pretrain/glyphs.h"
 
 namespace sdlora::pretrain {
 
@@ -45,13 +45,13 @@ struct PretrainOptions {
 };
 
 struct PretrainResult {
-  double heldout_accuracy = 0;      // glyphs of the held-out font families
-  double train_font_accuracy = 0;   // fresh glyphs of the training families
-  std::vector<double> losses;       // per step
+  double heldout_accuracy = 0;     // glyphs of the held-out font families
+  double train_font_accuracy = 0;  // fresh glyphs of the training families
+  std::vector<double> losses;      // per step
   int64_t steps = 0;
   int64_t train_faces = 0, test_faces = 0;
   int64_t train_families = 0, test_families = 0;
-  double seconds = 0;               // training and evaluation
+  double seconds = 0;                           // training and evaluation
   std::map<std::string, std::string> metadata;  // what was written beside the tensors
 };
 

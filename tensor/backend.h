@@ -74,7 +74,7 @@ class Backend {
   // creation: out any dtype
   virtual void fill(Tensor& out, double value) = 0;
   virtual void arange(Tensor& out, double start, double step) = 0;  // out[i] = start + i * step
-  virtual void cast(const Tensor& x, Tensor& out) = 0;               // any dtype pair
+  virtual void cast(const Tensor& x, Tensor& out) = 0;              // any dtype pair
   // out float; value i = (float) fma(hi - lo, philox_uniform(seed, offset, i), lo) in double.
   virtual void uniform(Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) = 0;
   // out float; value i = (float) fma(std, philox_normal(seed, offset, i), mean) in double.

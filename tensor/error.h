@@ -39,10 +39,10 @@ std::string join(const Container& parts, const std::string& sep = ", ") {
 }  // namespace sdlora
 
 // SDLORA_CHECK(cond, parts...): throws sdlora::Error "parts... (file:line)" when cond is false.
-#define SDLORA_CHECK(cond, ...)                                                     \
-  do {                                                                              \
-    if (!(cond)) ::sdlora::detail::throw_error(__FILE__, __LINE__,                  \
-                                               ::sdlora::detail::concat(__VA_ARGS__)); \
+#define SDLORA_CHECK(cond, ...)                                                                 \
+  do {                                                                                          \
+    if (!(cond))                                                                                \
+      ::sdlora::detail::throw_error(__FILE__, __LINE__, ::sdlora::detail::concat(__VA_ARGS__)); \
   } while (0)
 
 #define SDLORA_THROW(...) \

@@ -16,10 +16,10 @@
 namespace sdlora {
 
 // ---- creation and conversion
-void fill_(Tensor& t, double value);                                        // any dtype
+void fill_(Tensor& t, double value);  // any dtype
 Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::kInt64,
-              Device device = Device::cpu());                              // [start, end)
-Tensor cast(const Tensor& x, DType dtype);                                  // any -> any
+              Device device = Device::cpu());  // [start, end)
+Tensor cast(const Tensor& x, DType dtype);     // any -> any
 
 // ---- matrix products (cuBLAS on CUDA, OpenBLAS on the CPU)
 // a (..., M, K) [(..., K, M) if trans_a], b (..., K, N) [(..., N, K) if trans_b] -> (..., M, N).
@@ -71,8 +71,7 @@ void note_attention_path(const std::string& path);
 // x (..., K), w (N, K), b (N) or undefined, residual (..., N) or undefined -> (..., N):
 // (x w^T + residual) + b, the residual being the product's C input. x, w and the residual share
 // a dtype; b is float32 or that dtype.
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b,
-              const Tensor& residual = Tensor());
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& residual = Tensor());
 struct LinearGeluOut {
   Tensor y;    // gelu(pre), exact erf GELU
   Tensor pre;  // x w^T + b, kept for backward
@@ -109,23 +108,23 @@ Tensor add(const Tensor& a, const Tensor& b, DType out);
 Tensor sub(const Tensor& a, const Tensor& b, DType out);
 Tensor mul(const Tensor& a, const Tensor& b, DType out);
 Tensor div(const Tensor& a, const Tensor& b, DType out);
-Tensor add(const Tensor& a, double s);    // a + s
-Tensor sub(const Tensor& a, double s);    // a - s
-Tensor rsub(double s, const Tensor& a);   // s - a
-Tensor mul(const Tensor& a, double s);    // a * s
-Tensor div(const Tensor& a, double s);    // a / s
-Tensor rdiv(double s, const Tensor& a);   // s / a
-Tensor pow(const Tensor& a, double p);    // a ^ p
+Tensor add(const Tensor& a, double s);   // a + s
+Tensor sub(const Tensor& a, double s);   // a - s
+Tensor rsub(double s, const Tensor& a);  // s - a
+Tensor mul(const Tensor& a, double s);   // a * s
+Tensor div(const Tensor& a, double s);   // a / s
+Tensor rdiv(double s, const Tensor& a);  // s / a
+Tensor pow(const Tensor& a, double p);   // a ^ p
 Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor tanh(const Tensor& x);
-Tensor gelu(const Tensor& x);                                 // 0.5 x (1 + erf(x / sqrt 2)), exact
-Tensor gelu_backward(const Tensor& x, const Tensor& dy);      // dy * gelu'(x)
+Tensor gelu(const Tensor& x);                             // 0.5 x (1 + erf(x / sqrt 2)), exact
+Tensor gelu_backward(const Tensor& x, const Tensor& dy);  // dy * gelu'(x)
 // a += alpha * b (b broadcast to a; b may be float32 or bfloat16 whatever a's float dtype is)
 void add_(Tensor& a, const Tensor& b, double alpha = 1.0);
-void mul_(Tensor& a, double s);                               // a *= s
+void mul_(Tensor& a, double s);  // a *= s
 
 // ---- reductions; dim may be negative. The all-element forms return a 0-d tensor.
 Tensor sum(const Tensor& x, int64_t dim, bool keepdim = false);
@@ -141,10 +140,10 @@ Tensor max(const Tensor& x);
 Tensor argmax(const Tensor& x);  // int64 index into the flattened tensor
 
 // ---- softmax over the last dimension
-Tensor softmax(const Tensor& x);                                  // (..., C) -> (..., C)
-Tensor log_softmax(const Tensor& x);                              // (..., C) -> (..., C)
-Tensor softmax_backward(const Tensor& y, const Tensor& dy);       // y = softmax(x): dy -> dx
-Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);   // y = log_softmax(x): dy -> dx
+Tensor softmax(const Tensor& x);                                 // (..., C) -> (..., C)
+Tensor log_softmax(const Tensor& x);                             // (..., C) -> (..., C)
+Tensor softmax_backward(const Tensor& y, const Tensor& dy);      // y = softmax(x): dy -> dx
+Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);  // y = log_softmax(x): dy -> dx
 
 // ---- LayerNorm over the last dimension
 struct LayerNormOut {
@@ -163,8 +162,8 @@ LayerNormGrads layernorm_backward(const Tensor& dy, const Tensor& x, const Tenso
                                   const Tensor& mean, const Tensor& rstd);
 // dx alone, for a LayerNorm whose weight and bias are frozen: no dw / db sums over the rows.
 // dx agrees with layernorm_backward's to float rounding (tensor/ops_fused_norm.cpp).
-Tensor layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
-                             const Tensor& mean, const Tensor& rstd);
+Tensor layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                             const Tensor& rstd);
 
 // ---- layout (materialising)
 Tensor permute(const Tensor& x, const std::vector<int64_t>& perm);
@@ -173,7 +172,8 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end);  // [start, end) of dim
 // dst[.., start : start + src.size(dim), ..] = src (the adjoint of slice, in place).
 void slice_set_(Tensor& dst, int64_t dim, int64_t start, const Tensor& src);
-// index 1-D int32/int64: out has index.numel() entries along dim, out[.., i, ..] = x[.., index[i], ..].
+// index 1-D int32/int64: out has index.numel() entries along dim, out[.., i, ..] = x[.., index[i],
+// ..].
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 // The adjoint: dst[.., index[i], ..] += src[.., i, ..] (repeated indices accumulate).
 void index_add_(Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src);
@@ -191,7 +191,8 @@ Tensor cross_entropy_backward(const Tensor& logits, const Tensor& labels, const 
 // (c, i, j) order, so a conv with stride p is patchify(x) @ weight.reshape(D, C p p)^T.
 Tensor patchify(const Tensor& x, int64_t p);
 // The adjoint: (B, N, C p p) -> (B, C, H, W).
-Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64_t width, int64_t p);
+Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64_t width,
+                  int64_t p);
 
 // ---- CUDA settings (no-ops on CPU-only builds)
 void set_allow_tf32(bool allow);  // TF32 tensor cores for float32 products on CUDA

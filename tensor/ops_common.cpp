@@ -53,13 +53,12 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op, const Tensor& x) {
 Backend& float_backend(const Tensor& x, const char* op) {
   check_float(x, op);
   SDLORA_CHECK(!(x.device().is_cuda() && x.dtype() == DType::kFloat64), op,
-               ": float64 runs on the CPU only (it exists for gradient checks), got ", x.describe());
+               ": float64 runs on the CPU only (it exists for gradient checks), got ",
+               x.describe());
   return backend_for(x.device());
 }
 
-Tensor compute_view(const Tensor& x) {
-  return needs_cpu_upcast(x) ? cast(x, DType::kFloat32) : x;
-}
+Tensor compute_view(const Tensor& x) { return needs_cpu_upcast(x) ? cast(x, DType::kFloat32) : x; }
 
 Tensor result_as(const Tensor& y, DType dtype) { return y.dtype() == dtype ? y : cast(y, dtype); }
 

@@ -23,8 +23,9 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
 
 Tensor cast(const Tensor& x, DType dtype) {
   check_defined(x, "cast", "x");
-  SDLORA_CHECK(!(x.device().is_cuda() && (x.dtype() == DType::kFloat64 || dtype == DType::kFloat64)),
-               "cast: float64 runs on the CPU only, got ", x.describe(), " -> ", dtype_name(dtype));
+  SDLORA_CHECK(
+      !(x.device().is_cuda() && (x.dtype() == DType::kFloat64 || dtype == DType::kFloat64)),
+      "cast: float64 runs on the CPU only, got ", x.describe(), " -> ", dtype_name(dtype));
   Tensor out = Tensor::empty(x.shape(), dtype, x.device());
   backend_for(x.device()).cast(x, out);
   return out;

@@ -32,8 +32,10 @@ Tensor scalar_op(ScalarOp op, const Tensor& x, double s, const char* name) {
 BroadcastPlan broadcast_plan(const Tensor& a, const Tensor& b, Shape& out_shape, const char* op) {
   const size_t nd = std::max(a.shape().size(), b.shape().size());
   Shape sa(nd, 1), sb(nd, 1);
-  std::copy(a.shape().begin(), a.shape().end(), sa.begin() + static_cast<long>(nd - a.shape().size()));
-  std::copy(b.shape().begin(), b.shape().end(), sb.begin() + static_cast<long>(nd - b.shape().size()));
+  std::copy(a.shape().begin(), a.shape().end(),
+            sa.begin() + static_cast<long>(nd - a.shape().size()));
+  std::copy(b.shape().begin(), b.shape().end(),
+            sb.begin() + static_cast<long>(nd - b.shape().size()));
   out_shape.assign(nd, 1);
   for (size_t d = 0; d < nd; ++d) {
     SDLORA_CHECK(sa[d] == sb[d] || sa[d] == 1 || sb[d] == 1, op, ": shapes ", shape_str(a.shape()),
@@ -55,7 +57,8 @@ BroadcastPlan broadcast_plan(const Tensor& a, const Tensor& b, Shape& out_shape,
   std::vector<int64_t> ma, mb;
   for (size_t i = 0; i < nd; ++i) {
     if (out_shape[i] == 1) continue;
-    if (!shape.empty() && ma.back() == st_a[i] * out_shape[i] && mb.back() == st_b[i] * out_shape[i]) {
+    if (!shape.empty() && ma.back() == st_a[i] * out_shape[i] &&
+        mb.back() == st_b[i] * out_shape[i]) {
       shape.back() *= out_shape[i];
       ma.back() = st_a[i];
       mb.back() = st_b[i];
@@ -65,8 +68,8 @@ BroadcastPlan broadcast_plan(const Tensor& a, const Tensor& b, Shape& out_shape,
       mb.push_back(st_b[i]);
     }
   }
-  SDLORA_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), op, ": broadcast of ",
-               a.describe(), " and ", b.describe(), " needs more than ", kMaxDims, " dims");
+  SDLORA_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), op, ": broadcast of ", a.describe(),
+               " and ", b.describe(), " needs more than ", kMaxDims, " dims");
   BroadcastPlan plan;
   plan.ndim = static_cast<int>(shape.size());
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -170,14 +173,16 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
   check_defined(b, "add_", "b");
   check_same_device(a, b, "add_");
   const bool mixed = a.dtype() != b.dtype();
-  if (mixed) check_mixed_float(b, a.dtype(), "add_");
-  else check_same_dtype(a, b, "add_");
+  if (mixed)
+    check_mixed_float(b, a.dtype(), "add_");
+  else
+    check_same_dtype(a, b, "add_");
   Backend& be = float_backend(a, "add_");
   Shape out_shape;
   const Tensor bs = alpha == 1.0 ? b : mul(b, alpha);
   const BroadcastPlan plan = broadcast_plan(a, bs, out_shape, "add_");
-  SDLORA_CHECK(out_shape == a.shape() || shape_numel(out_shape) == a.numel(), "add_: ",
-               b.describe(), " does not broadcast to the destination ", a.describe());
+  SDLORA_CHECK(out_shape == a.shape() || shape_numel(out_shape) == a.numel(),
+               "add_: ", b.describe(), " does not broadcast to the destination ", a.describe());
   if (mixed && a.device().is_cpu()) {  // b read in its own dtype: through float32 on the CPU
     a.copy_(binary_op_as(BinaryOp::kAdd, a, bs, a.dtype(), "add_"));
     return;

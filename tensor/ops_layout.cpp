@@ -56,9 +56,10 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     SDLORA_CHECK(x.ndim() == first.ndim(), "cat: input ", i, " ", x.describe(),
                  " has a different rank from input 0 ", first.describe());
     for (int64_t k = 0; k < x.ndim(); ++k)
-      SDLORA_CHECK(k == d || x.shape()[static_cast<size_t>(k)] == first.shape()[static_cast<size_t>(k)],
-                   "cat along dim ", d, ": input ", i, " ", x.describe(),
-                   " does not match input 0 ", first.describe());
+      SDLORA_CHECK(
+          k == d || x.shape()[static_cast<size_t>(k)] == first.shape()[static_cast<size_t>(k)],
+          "cat along dim ", d, ": input ", i, " ", x.describe(), " does not match input 0 ",
+          first.describe());
     out_shape[static_cast<size_t>(d)] += x.shape()[static_cast<size_t>(d)];
   }
   Tensor out = Tensor::empty(out_shape, first.dtype(), first.device());
@@ -84,8 +85,10 @@ void window_copy(Tensor& dst, const Tensor& src, int64_t dim, int64_t start, boo
   if (row_bytes == 0 || pb.outer == 0) return;
   char* big_ptr = static_cast<char*>(big.raw_data()) + start * pb.inner * es;
   Backend& be = backend_for(big.device());
-  if (into_dst) be.copy_2d(big_ptr, big_pitch, small.raw_data(), row_bytes, row_bytes, pb.outer);
-  else be.copy_2d(small.raw_data(), row_bytes, big_ptr, big_pitch, row_bytes, pb.outer);
+  if (into_dst)
+    be.copy_2d(big_ptr, big_pitch, small.raw_data(), row_bytes, row_bytes, pb.outer);
+  else
+    be.copy_2d(small.raw_data(), row_bytes, big_ptr, big_pitch, row_bytes, pb.outer);
 }
 }  // namespace
 
@@ -111,8 +114,9 @@ void slice_set_(Tensor& dst, int64_t dim, int64_t start, const Tensor& src) {
   SDLORA_CHECK(src.ndim() == dst.ndim(), "slice_set_: ", src.describe(), " and ", dst.describe(),
                " differ in rank");
   for (int64_t k = 0; k < dst.ndim(); ++k)
-    SDLORA_CHECK(k == d || src.shape()[static_cast<size_t>(k)] == dst.shape()[static_cast<size_t>(k)],
-                 "slice_set_: ", src.describe(), " does not fit ", dst.describe(), " along dim ", d);
+    SDLORA_CHECK(
+        k == d || src.shape()[static_cast<size_t>(k)] == dst.shape()[static_cast<size_t>(k)],
+        "slice_set_: ", src.describe(), " does not fit ", dst.describe(), " along dim ", d);
   const int64_t len = src.shape()[static_cast<size_t>(d)];
   SDLORA_CHECK(start >= 0 && start + len <= dst.shape()[static_cast<size_t>(d)], "slice_set_: [",
                start, ", ", start + len, ") out of range for dim ", d, " of ", dst.describe());
@@ -124,8 +128,10 @@ void check_index_range(const Tensor& index, int64_t n, const char* op) {
   // Checked on the host for CPU indices; CUDA kernels skip out-of-range entries (no sync here).
   if (!index.device().is_cpu()) return;
   for (int64_t i = 0; i < index.numel(); ++i) {
-    const int64_t v = index.dtype() == DType::kInt32 ? index.data<int32_t>()[i] : index.data<int64_t>()[i];
-    SDLORA_CHECK(v >= 0 && v < n, op, ": index ", v, " at position ", i, " out of range [0, ", n, ")");
+    const int64_t v =
+        index.dtype() == DType::kInt32 ? index.data<int32_t>()[i] : index.data<int64_t>()[i];
+    SDLORA_CHECK(v >= 0 && v < n, op, ": index ", v, " at position ", i, " out of range [0, ", n,
+                 ")");
   }
 }
 }  // namespace

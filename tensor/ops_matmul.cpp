@@ -32,8 +32,8 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b, bool ta, bool tb, con
   p.k = ta ? am : ak;
   const int64_t kb = tb ? bn : bk;
   p.n = tb ? bk : bn;
-  SDLORA_CHECK(p.k == kb, op, ": inner dimensions differ: ", a.describe(), (ta ? " (transposed)" : ""),
-               " times ", b.describe(), (tb ? " (transposed)" : ""));
+  SDLORA_CHECK(p.k == kb, op, ": inner dimensions differ: ", a.describe(),
+               (ta ? " (transposed)" : ""), " times ", b.describe(), (tb ? " (transposed)" : ""));
   const Shape batch_a(a.shape().begin(), a.shape().end() - 2);
   const Shape batch_b(b.shape().begin(), b.shape().end() - 2);
   SDLORA_CHECK(batch_a.empty() || batch_b.empty() || batch_a == batch_b, op,
@@ -109,8 +109,8 @@ int64_t view_last(const MatrixView& v, int64_t outer, int64_t batch) {
 
 void check_view(const MatrixView& v, int64_t outer, int64_t batch, const char* name) {
   check_defined(v.base, "matmul_view", name);
-  SDLORA_CHECK(v.rows > 0 && v.cols > 0 && v.ld >= v.cols && v.offset >= 0 &&
-                   v.outer_stride >= 0 && v.batch_stride >= 0,
+  SDLORA_CHECK(v.rows > 0 && v.cols > 0 && v.ld >= v.cols && v.offset >= 0 && v.outer_stride >= 0 &&
+                   v.batch_stride >= 0,
                "matmul_view: ", name, " (", v.rows, " x ", v.cols, ", ld ", v.ld, ", offset ",
                v.offset, ", strides ", v.outer_stride, ", ", v.batch_stride,
                ") needs positive sizes, ld >= cols and non-negative offset and strides");

@@ -48,10 +48,11 @@ void check_layernorm_params(const Tensor& x, const Tensor& w, const Tensor& b, c
   check_same_device(x, w, op);
   SDLORA_CHECK(x.ndim() >= 1, op, ": x needs at least one dimension, got ", x.describe());
   const int64_t C = x.size(-1);
-  SDLORA_CHECK(w.shape() == Shape{C}, op, ": weight ", w.describe(), " should be [", C,
-               "] for x ", x.describe());
+  SDLORA_CHECK(w.shape() == Shape{C}, op, ": weight ", w.describe(), " should be [", C, "] for x ",
+               x.describe());
   SDLORA_CHECK(is_floating(w.dtype()) && (w.dtype() == x.dtype() || w.dtype() == DType::kFloat32),
-               op, ": weight ", w.describe(), " should be float32 or the dtype of x ", x.describe());
+               op, ": weight ", w.describe(), " should be float32 or the dtype of x ",
+               x.describe());
   if (b.defined()) {
     check_same_device(x, b, op);
     check_same_dtype(w, b, op);
@@ -89,7 +90,8 @@ LayerNormGrads layernorm_backward(const Tensor& dy, const Tensor& x, const Tenso
     check_defined(*s, "layernorm_backward", "mean/rstd");
     check_same_device(x, *s, "layernorm_backward");
     SDLORA_CHECK(s->dtype() == DType::kFloat32 && s->shape() == Shape{rows},
-                 "layernorm_backward: statistics ", s->describe(), " should be float32[", rows, "]");
+                 "layernorm_backward: statistics ", s->describe(), " should be float32[", rows,
+                 "]");
   }
   Backend& be = float_backend(x, "layernorm_backward");
   const Tensor dyc = compute_view(dy), xc = compute_view(x), wc = compute_view(w);
@@ -121,7 +123,8 @@ void check_cross_entropy(const Tensor& logits, const Tensor& labels, const char*
   if (labels.device().is_cpu()) {
     const int64_t C = logits.size(1);
     for (int64_t i = 0; i < labels.numel(); ++i) {
-      const int64_t v = labels.dtype() == DType::kInt32 ? labels.data<int32_t>()[i] : labels.data<int64_t>()[i];
+      const int64_t v =
+          labels.dtype() == DType::kInt32 ? labels.data<int32_t>()[i] : labels.data<int64_t>()[i];
       SDLORA_CHECK(v >= 0 && v < C, op, ": label ", v, " of sample ", i, " out of range [0, ", C,
                    ") for logits ", logits.describe());
     }
@@ -154,8 +157,8 @@ Tensor patchify(const Tensor& x, int64_t p) {
   check_defined(x, "patchify", "x");
   Backend& be = float_backend(x, "patchify");
   SDLORA_CHECK(x.ndim() == 4, "patchify: x should be (B, C, H, W), got ", x.describe());
-  SDLORA_CHECK(p > 0 && x.size(2) % p == 0 && x.size(3) % p == 0, "patchify: image ",
-               x.describe(), " is not divisible into ", p, "x", p, " patches");
+  SDLORA_CHECK(p > 0 && x.size(2) % p == 0 && x.size(3) % p == 0, "patchify: image ", x.describe(),
+               " is not divisible into ", p, "x", p, " patches");
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const Tensor xc = compute_view(x);
   Tensor out = Tensor::empty({B, (H / p) * (W / p), C * p * p}, xc.dtype(), x.device());
@@ -163,18 +166,20 @@ Tensor patchify(const Tensor& x, int64_t p) {
   return result_as(out, x.dtype());
 }
 
-Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64_t width, int64_t p) {
+Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64_t width,
+                  int64_t p) {
   check_defined(patches, "unpatchify", "patches");
   Backend& be = float_backend(patches, "unpatchify");
-  SDLORA_CHECK(p > 0 && height % p == 0 && width % p == 0, "unpatchify: image ", height, "x",
-               width, " is not divisible into ", p, "x", p, " patches");
+  SDLORA_CHECK(p > 0 && height % p == 0 && width % p == 0, "unpatchify: image ", height, "x", width,
+               " is not divisible into ", p, "x", p, " patches");
   const Shape want{patches.ndim() == 3 ? patches.size(0) : -1, (height / p) * (width / p),
                    channels * p * p};
   SDLORA_CHECK(patches.ndim() == 3 && patches.size(1) == want[1] && patches.size(2) == want[2],
                "unpatchify: patches ", patches.describe(), " should be (B, ", want[1], ", ",
                want[2], ")");
   const Tensor pc = compute_view(patches);
-  Tensor out = Tensor::empty({patches.size(0), channels, height, width}, pc.dtype(), patches.device());
+  Tensor out =
+      Tensor::empty({patches.size(0), channels, height, width}, pc.dtype(), patches.device());
   if (out.numel() > 0) be.unpatchify(pc, p, out);
   return result_as(out, patches.dtype());
 }

@@ -22,13 +22,15 @@ Tensor reduce_dim(ReduceOp op, const Tensor& x, int64_t dim, bool keepdim, const
                ": reduction over an empty dimension of ", x.describe());
   const AxisPlan plan = axis_plan(x.shape(), d);
   Shape out_shape = x.shape();
-  if (keepdim) out_shape[static_cast<size_t>(d)] = 1;
-  else out_shape.erase(out_shape.begin() + d);
+  if (keepdim)
+    out_shape[static_cast<size_t>(d)] = 1;
+  else
+    out_shape.erase(out_shape.begin() + d);
   const Tensor xc = compute_view(x);
   // The CPU computes bfloat16 in float32 and casts the result; CUDA writes `want` directly.
   const DType out_dtype = op == ReduceOp::kArgmax ? DType::kInt64
-                          : x.device().is_cpu()  ? xc.dtype()
-                                                 : want;
+                          : x.device().is_cpu()   ? xc.dtype()
+                                                  : want;
   Tensor out = Tensor::empty(out_shape, out_dtype, x.device());
   be.reduce(op, xc, plan, out);
   return op == ReduceOp::kArgmax ? out : result_as(out, want);
@@ -43,10 +45,18 @@ Tensor reduce_all(ReduceOp op, const Tensor& x, const char* name, DType want = k
 
 }  // namespace
 
-Tensor sum(const Tensor& x, int64_t dim, bool keepdim) { return reduce_dim(ReduceOp::kSum, x, dim, keepdim, "sum"); }
-Tensor mean(const Tensor& x, int64_t dim, bool keepdim) { return reduce_dim(ReduceOp::kMean, x, dim, keepdim, "mean"); }
-Tensor max(const Tensor& x, int64_t dim, bool keepdim) { return reduce_dim(ReduceOp::kMax, x, dim, keepdim, "max"); }
-Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return reduce_dim(ReduceOp::kArgmax, x, dim, keepdim, "argmax"); }
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
+  return reduce_dim(ReduceOp::kSum, x, dim, keepdim, "sum");
+}
+Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
+  return reduce_dim(ReduceOp::kMean, x, dim, keepdim, "mean");
+}
+Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  return reduce_dim(ReduceOp::kMax, x, dim, keepdim, "max");
+}
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  return reduce_dim(ReduceOp::kArgmax, x, dim, keepdim, "argmax");
+}
 Tensor sum(const Tensor& x) { return reduce_all(ReduceOp::kSum, x, "sum"); }
 Tensor sum(const Tensor& x, int64_t dim, bool keepdim, DType out) {
   return reduce_dim(ReduceOp::kSum, x, dim, keepdim, "sum", out);

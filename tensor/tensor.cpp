@@ -35,8 +35,7 @@ Storage::Storage(size_t bytes, Device device, bool pinned)
 Storage::~Storage() { release_bytes(device_, data_, pinned_); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device, bool pinned) {
-  for (int64_t d : shape)
-    SDLORA_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+  for (int64_t d : shape) SDLORA_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
   Tensor t;
   t.shape_ = shape;
   t.numel_ = shape_numel(shape);
@@ -57,8 +56,8 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device
 
 template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
-  SDLORA_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
-               values.size(), " values for shape ", shape_str(shape));
+  SDLORA_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+               "from_vector: ", values.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, DTypeOf<T>::value, device);
   copy_bytes(t.raw_data(), device, values.data(), Device::cpu(), t.nbytes(), false);
   return t;
@@ -180,7 +179,8 @@ void Tensor::copy_(const Tensor& src, bool non_blocking) {
   SDLORA_CHECK(src.shape_ == shape_ && src.dtype_ == dtype_, "copy_: destination ", describe(),
                " and source ", src.describe(), " differ in shape or dtype");
   // A non-blocking copy is only safe (and only asynchronous) when the host side is pinned.
-  const bool host_pinned = (device().is_cpu() && is_pinned()) || (src.device().is_cpu() && src.is_pinned());
+  const bool host_pinned =
+      (device().is_cpu() && is_pinned()) || (src.device().is_cpu() && src.is_pinned());
   const bool device_only = device().is_cuda() && src.device().is_cuda();
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes(),
              non_blocking && (host_pinned || device_only));
@@ -201,18 +201,24 @@ double Tensor::item() const {
   const Tensor host = to(Device::cpu());
   const void* p = host.raw_data();
   switch (dtype_) {
-    case DType::kFloat32: return *static_cast<const float*>(p);
-    case DType::kBFloat16: return static_cast<float>(*static_cast<const BFloat16*>(p));
-    case DType::kFloat64: return *static_cast<const double*>(p);
-    case DType::kInt32: return *static_cast<const int32_t*>(p);
-    case DType::kInt64: return static_cast<double>(*static_cast<const int64_t*>(p));
-    case DType::kUInt8: return *static_cast<const uint8_t*>(p);
+    case DType::kFloat32:
+      return *static_cast<const float*>(p);
+    case DType::kBFloat16:
+      return static_cast<float>(*static_cast<const BFloat16*>(p));
+    case DType::kFloat64:
+      return *static_cast<const double*>(p);
+    case DType::kInt32:
+      return *static_cast<const int32_t*>(p);
+    case DType::kInt64:
+      return static_cast<double>(*static_cast<const int64_t*>(p));
+    case DType::kUInt8:
+      return *static_cast<const uint8_t*>(p);
   }
   SDLORA_THROW("item(): unknown dtype");
 }
 
-#define SDLORA_INSTANTIATE(T)                                                                   \
-  template Tensor Tensor::from_vector<T>(const std::vector<T>&, const Shape&, Device);          \
+#define SDLORA_INSTANTIATE(T)                                                          \
+  template Tensor Tensor::from_vector<T>(const std::vector<T>&, const Shape&, Device); \
   template std::vector<T> Tensor::to_vector<T>() const;
 SDLORA_INSTANTIATE(float)
 SDLORA_INSTANTIATE(BFloat16)

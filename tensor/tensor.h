@@ -46,15 +46,20 @@ class Tensor {
   Tensor() = default;  // undefined: defined() is false
 
   // Uninitialised memory. pinned = page-locked host memory for fast, asynchronous copies.
-  static Tensor empty(const Shape& shape, DType dtype, Device device = Device::cpu(), bool pinned = false);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::kFloat32, Device device = Device::cpu());
+  static Tensor empty(const Shape& shape, DType dtype, Device device = Device::cpu(),
+                      bool pinned = false);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::kFloat32,
+                      Device device = Device::cpu());
   static Tensor full(const Shape& shape, double value, DType dtype = DType::kFloat32,
                      Device device = Device::cpu());
   // Copies host values into a new tensor of T's dtype on `device`.
   template <typename T>
-  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu());
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape,
+                            Device device = Device::cpu());
   template <typename T>
-  static Tensor scalar(T value, Device device = Device::cpu()) { return from_vector<T>({value}, {}, device); }
+  static Tensor scalar(T value, Device device = Device::cpu()) {
+    return from_vector<T>({value}, {}, device);
+  }
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }

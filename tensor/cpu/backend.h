@@ -40,13 +40,12 @@ class CpuBackend final : public Backend {
                           const Tensor& rstd, int64_t cols, Tensor& dx, Tensor& dw,
                           Tensor& db) override;
   // fused_layernorm.cpp
-  void layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
-                             const Tensor& mean, const Tensor& rstd, int64_t cols,
-                             Tensor& dx) override;
+  void layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                             const Tensor& rstd, int64_t cols, Tensor& dx) override;
   // layout.cpp
   void permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) override;
-  void copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch,
-               int64_t row_bytes, int64_t rows) override;
+  void copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch, int64_t row_bytes,
+               int64_t rows) override;
   void index_select(const Tensor& x, const Tensor& index, const AxisPlan& plan,
                     Tensor& out) override;
   void index_add(const Tensor& src, const Tensor& index, const AxisPlan& plan,

@@ -11,35 +11,36 @@ namespace sdlora::cuda {
 const char* cublas_status_name(cublasStatus_t s);
 }
 
-#define SDLORA_CUDA_CHECK(call)                                                              \
-  do {                                                                                       \
-    const cudaError_t sdlora_err_ = (call);                                                  \
-    if (sdlora_err_ != cudaSuccess) {                                                        \
-      (void)cudaGetLastError();                                                              \
-      ::sdlora::detail::throw_error(__FILE__, __LINE__,                                      \
-                                    ::sdlora::detail::concat("CUDA call ", #call, " failed: ", \
-                                                             cudaGetErrorName(sdlora_err_), " (", \
-                                                             cudaGetErrorString(sdlora_err_), ")")); \
-    }                                                                                        \
+#define SDLORA_CUDA_CHECK(call)                                                      \
+  do {                                                                               \
+    const cudaError_t sdlora_err_ = (call);                                          \
+    if (sdlora_err_ != cudaSuccess) {                                                \
+      (void)cudaGetLastError();                                                      \
+      ::sdlora::detail::throw_error(                                                 \
+          __FILE__, __LINE__,                                                        \
+          ::sdlora::detail::concat("CUDA call ", #call,                              \
+                                   " failed: ", cudaGetErrorName(sdlora_err_), " (", \
+                                   cudaGetErrorString(sdlora_err_), ")"));           \
+    }                                                                                \
   } while (0)
 
-#define SDLORA_CUBLAS_CHECK(call)                                                           \
-  do {                                                                                      \
-    const cublasStatus_t sdlora_st_ = (call);                                               \
-    if (sdlora_st_ != CUBLAS_STATUS_SUCCESS)                                                \
-      ::sdlora::detail::throw_error(                                                        \
-          __FILE__, __LINE__,                                                               \
-          ::sdlora::detail::concat("cuBLAS call ", #call, " failed: ",                      \
-                                   ::sdlora::cuda::cublas_status_name(sdlora_st_)));        \
+#define SDLORA_CUBLAS_CHECK(call)                                                                 \
+  do {                                                                                            \
+    const cublasStatus_t sdlora_st_ = (call);                                                     \
+    if (sdlora_st_ != CUBLAS_STATUS_SUCCESS)                                                      \
+      ::sdlora::detail::throw_error(                                                              \
+          __FILE__, __LINE__,                                                                     \
+          ::sdlora::detail::concat("cuBLAS call ", #call,                                         \
+                                   " failed: ", ::sdlora::cuda::cublas_status_name(sdlora_st_))); \
   } while (0)
 
 #ifdef SDLORA_WITH_CUDNN
 #include <cudnn.h>
-#define SDLORA_CUDNN_CHECK(call)                                                           \
-  do {                                                                                     \
-    const cudnnStatus_t sdlora_st_ = (call);                                               \
-    if (sdlora_st_ != CUDNN_STATUS_SUCCESS)                                                \
-      ::sdlora::detail::throw_error(__FILE__, __LINE__,                                    \
+#define SDLORA_CUDNN_CHECK(call)                                                                \
+  do {                                                                                          \
+    const cudnnStatus_t sdlora_st_ = (call);                                                    \
+    if (sdlora_st_ != CUDNN_STATUS_SUCCESS)                                                     \
+      ::sdlora::detail::throw_error(__FILE__, __LINE__,                                         \
                                     ::sdlora::detail::concat("cuDNN call ", #call, " failed: ", \
                                                              cudnnGetErrorString(sdlora_st_))); \
   } while (0)

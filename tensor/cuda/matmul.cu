@@ -17,10 +17,10 @@ namespace sdlora::cuda {
 // which cuBLAS transposes. Likewise A: stored (m, k) -> ld k, or (k, m) when trans_a -> ld m.
 // The result lands in C's memory as the row-major m x n product with no copies.
 void CudaBackend::gemm(const Tensor& a, const Tensor& b, Tensor& c, const GemmPlan& plan) {
-  SDLORA_CHECK(a.dtype() == b.dtype() &&
-                   (a.dtype() == c.dtype() ||
-                    (a.dtype() == DType::kBFloat16 && c.dtype() == DType::kFloat32)),
-               "gemm: dtypes differ: ", a.describe(), ", ", b.describe(), ", ", c.describe());
+  SDLORA_CHECK(
+      a.dtype() == b.dtype() && (a.dtype() == c.dtype() ||
+                                 (a.dtype() == DType::kBFloat16 && c.dtype() == DType::kFloat32)),
+      "gemm: dtypes differ: ", a.describe(), ", ", b.describe(), ", ", c.describe());
   if (plan.m == 0 || plan.n == 0 || plan.batch == 0) return;
   SDLORA_CHECK(plan.k > 0 || !plan.strided(), "gemm: a strided plan needs k > 0 (m ", plan.m,
                ", n ", plan.n, ", k ", plan.k, ")");

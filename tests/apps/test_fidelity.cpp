@@ -68,8 +68,8 @@ TEST_P(Fidelity, CheckpointsAndExportsGiveTheTrainedLogits) {
     const std::unique_ptr<ViT> merged = loaded.take_inference_model();
     {
       NoGradGuard no_grad;
-      EXPECT_TRUE(test::all_close(merged->forward(x).logits.data(), trained[t], tol, tol,
-                                  "merged export"));
+      EXPECT_TRUE(
+          test::all_close(merged->forward(x).logits.data(), trained[t], tol, tol, "merged export"));
     }
     const std::string in = o.run_dir + "/images.safetensors", out = o.run_dir + "/out.safetensors";
     save_safetensors(in, {{"images", x}});
@@ -82,16 +82,16 @@ TEST_P(Fidelity, CheckpointsAndExportsGiveTheTrainedLogits) {
   std::filesystem::remove_all(o.run_dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    MethodsAndModes, Fidelity,
-    ::testing::Combine(::testing::Values("sdlora", "sdlora-rr", "sdlora-kd"),
-                       ::testing::Values("paper", "official")),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-      for (char& ch : name)
-        if (ch == '-') ch = '_';
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(MethodsAndModes, Fidelity,
+                         ::testing::Combine(::testing::Values("sdlora", "sdlora-rr", "sdlora-kd"),
+                                            ::testing::Values("paper", "official")),
+                         [](const auto& info) {
+                           std::string name =
+                               std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                           for (char& ch : name)
+                             if (ch == '-') ch = '_';
+                           return name;
+                         });
 
 // `sdlora forward` takes the head count from the export's metadata; a --heads that disagrees is
 // an error, since a wrong count silently gives wrong outputs.
@@ -125,13 +125,19 @@ TEST(Fidelity, ForwardReadsTheExportsHeadCount) {
   // both (no --heads: the metadata has it), the bf16 file within bf16 rounding of the float32 one.
   const std::string f32 = o.run_dir + "/f32.safetensors", b16 = o.run_dir + "/b16.safetensors";
   ASSERT_EQ(test::run_sdlora("export --run " + o.run_dir + " --out " + f32).exit_code, 0);
-  ASSERT_EQ(test::run_sdlora("export --run " + o.run_dir + " --out " + b16 + " --dtype bf16").exit_code, 0);
+  ASSERT_EQ(
+      test::run_sdlora("export --run " + o.run_dir + " --out " + b16 + " --dtype bf16").exit_code,
+      0);
   // The loader converts bfloat16 to float32, so the file's own size shows its dtype: 2 bytes
   // per value against 4 (the header aside).
   EXPECT_LT(std::filesystem::file_size(b16), 0.6 * std::filesystem::file_size(f32));
   const std::string out32 = o.run_dir + "/o32.safetensors", out16 = o.run_dir + "/o16.safetensors";
-  ASSERT_EQ(test::run_sdlora("forward --weights " + f32 + " --input " + in + " --output " + out32).exit_code, 0);
-  ASSERT_EQ(test::run_sdlora("forward --weights " + b16 + " --input " + in + " --output " + out16).exit_code, 0);
+  ASSERT_EQ(test::run_sdlora("forward --weights " + f32 + " --input " + in + " --output " + out32)
+                .exit_code,
+            0);
+  ASSERT_EQ(test::run_sdlora("forward --weights " + b16 + " --input " + in + " --output " + out16)
+                .exit_code,
+            0);
   EXPECT_TRUE(test::rel_close(load_safetensors(out16).tensors.at("logits"),
                               load_safetensors(out32).tensors.at("logits"), 3e-2,
                               "logits of the bf16 export"));

@@ -28,7 +28,6 @@ std::string forward_args(const std::string& weights, int64_t heads, const std::s
          " --input " + quote(input) + " --output " + quote(output) + " " + extra;
 }
 
-
 using test::rel_close;
 
 ViTOutput reference(const ViT& vit, const Tensor& images) {
@@ -88,7 +87,8 @@ TEST(ForwardCommand, PlainViTMatchesTheLibrary) {
     const SafetensorsFile out = load_safetensors(output.path());
     const ViTOutput want = reference(vit, images);
     ASSERT_TRUE(out.tensors.count("features"));
-    EXPECT_TRUE(all_close(out.tensors.at("features"), want.features.data(), 1e-5, 1e-6, "features"));
+    EXPECT_TRUE(
+        all_close(out.tensors.at("features"), want.features.data(), 1e-5, 1e-6, "features"));
     if (classes > 0) {
       ASSERT_TRUE(out.tensors.count("logits"));
       EXPECT_TRUE(all_close(out.tensors.at("logits"), want.logits.data(), 1e-5, 1e-6, "logits"));
@@ -111,8 +111,8 @@ TEST(ForwardCommand, AdaptedCheckpointMatchesTheAdaptedForward) {
 
     std::map<std::string, Tensor> tensors = vit.state_dict();
     for (auto& [name, t] : ad.state_dict(mid_task)) tensors[name] = t;
-    TempFile weights("ad_w.safetensors"), input("ad_in.safetensors"), merged("ad_merged.safetensors"),
-        unmerged("ad_unmerged.safetensors");
+    TempFile weights("ad_w.safetensors"), input("ad_in.safetensors"),
+        merged("ad_merged.safetensors"), unmerged("ad_unmerged.safetensors");
     save_safetensors(weights.path(), tensors, ad.metadata(mid_task));
     const Tensor images = random_tensor({4, 3, 8, 8}, 7, 0.0, 1.0);
     save_images(input.path(), images);
@@ -132,7 +132,8 @@ TEST(ForwardCommand, AdaptedCheckpointMatchesTheAdaptedForward) {
     for (const std::string& path : {merged.path(), unmerged.path()}) {
       const SafetensorsFile out = load_safetensors(path);
       const std::string how = out.metadata.at("evaluation");
-      EXPECT_TRUE(rel_close(out.tensors.at("features"), want.features.data(), 1e-5, how + " features"));
+      EXPECT_TRUE(
+          rel_close(out.tensors.at("features"), want.features.data(), 1e-5, how + " features"));
       EXPECT_TRUE(rel_close(out.tensors.at("logits"), want.logits.data(), 1e-5, how + " logits"));
       const std::string described = out.metadata.at("adapters");
       EXPECT_NE(described.find("2 frozen components"), std::string::npos) << described;
@@ -147,8 +148,8 @@ TEST(ForwardCommand, AdaptedCheckpointMatchesTheAdaptedForward) {
 TEST(ForwardCommand, PyTorchFixtureMatches) {
   for (const std::string mode : {"paper", "official"}) {
     SCOPED_TRACE(mode);
-    const SafetensorsFile fx = load_safetensors(std::string(SDLORA_NN_FIXTURES) +
-                                                "/sdlora_task2_" + mode + ".safetensors");
+    const SafetensorsFile fx = load_safetensors(std::string(SDLORA_NN_FIXTURES) + "/sdlora_task2_" +
+                                                mode + ".safetensors");
     std::map<std::string, Tensor> model;
     for (const auto& [name, t] : fx.tensors)
       if (name.rfind("input.", 0) != 0 && name.rfind("expected.", 0) != 0) model[name] = t;
@@ -156,11 +157,14 @@ TEST(ForwardCommand, PyTorchFixtureMatches) {
     save_safetensors(weights.path(), model, fx.metadata);
     save_images(input.path(), fx.tensors.at("input.images"));
     const int64_t heads = std::stoll(fx.metadata.at("num_heads"));
-    const test::RunResult r = run_sdlora(forward_args(weights.path(), heads, input.path(), output.path()));
+    const test::RunResult r =
+        run_sdlora(forward_args(weights.path(), heads, input.path(), output.path()));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const SafetensorsFile out = load_safetensors(output.path());
-    EXPECT_TRUE(rel_close(out.tensors.at("features"), fx.tensors.at("expected.features"), 1e-4, "features"));
-    EXPECT_TRUE(rel_close(out.tensors.at("logits"), fx.tensors.at("expected.logits"), 1e-4, "logits"));
+    EXPECT_TRUE(rel_close(out.tensors.at("features"), fx.tensors.at("expected.features"), 1e-4,
+                          "features"));
+    EXPECT_TRUE(
+        rel_close(out.tensors.at("logits"), fx.tensors.at("expected.logits"), 1e-4, "logits"));
   }
 }
 
@@ -182,7 +186,8 @@ class ForwardErrors : public ::testing::Test {
     for (const std::string& n : needles)
       EXPECT_NE(r.output.find(n), std::string::npos) << "'" << n << "' not in: " << r.output;
   }
-  TempFile weights_{"err_w.safetensors"}, input_{"err_in.safetensors"}, output_{"err_out.safetensors"};
+  TempFile weights_{"err_w.safetensors"}, input_{"err_in.safetensors"},
+      output_{"err_out.safetensors"};
 };
 
 TEST_F(ForwardErrors, MissingWeightsFile) {
@@ -221,7 +226,8 @@ TEST_F(ForwardErrors, InputWithoutImages) {
 TEST_F(ForwardErrors, IntegerImages) {
   TempFile bytes("err_u8.safetensors");
   save_safetensors(bytes.path(), {{"images", Tensor::zeros({2, 3, 8, 8}, DType::kUInt8)}});
-  expect_failure(forward_args(weights_.path(), 2, bytes.path(), output_.path()), {"images", "uint8"});
+  expect_failure(forward_args(weights_.path(), 2, bytes.path(), output_.path()),
+                 {"images", "uint8"});
 }
 
 TEST_F(ForwardErrors, NotAViTCheckpoint) {
@@ -251,8 +257,8 @@ TEST_F(ForwardErrors, AdaptersWithoutModeMetadata) {
 TEST_F(ForwardErrors, UnknownAndMissingFlags) {
   expect_failure(forward_args(weights_.path(), 2, input_.path(), output_.path(), "--bogus 1"),
                  {"--bogus"});
-  expect_failure("forward --weights " + quote(weights_.path()) + " --input " + quote(input_.path()) +
-                     " --output " + quote(output_.path()),
+  expect_failure("forward --weights " + quote(weights_.path()) + " --input " +
+                     quote(input_.path()) + " --output " + quote(output_.path()),
                  {"--heads"});
   expect_failure("", {"subcommand"});
   expect_failure("nonsense", {"nonsense"});

@@ -29,7 +29,7 @@ TEST(InferViTConfig, RecoversEverySizeFromTheTensors) {
   std::vector<ViTConfig> configs;
   configs.push_back(test::tiny_vit_config(5));
   configs.push_back(test::tiny_vit_config(0));  // no head: features only
-  ViTConfig odd = test::tiny_vit_config(7);      // non-square-friendly sizes, no qkv bias
+  ViTConfig odd = test::tiny_vit_config(7);     // non-square-friendly sizes, no qkv bias
   odd.image_size = 15;
   odd.patch_size = 5;
   odd.in_channels = 1;
@@ -58,9 +58,11 @@ TEST(InferViTConfig, RecoversEverySizeFromTheTensors) {
 TEST(InferViTConfig, ErrorsNameTheTensorOrTheFlag) {
   ViT vit(test::tiny_vit_config(5));
   auto sd = vit.state_dict();
-  EXPECT_NE(error_of([&] { apps::infer_vit_config(sd, 3, "w.st"); }).find("--heads 3 does not divide"),
+  EXPECT_NE(
+      error_of([&] { apps::infer_vit_config(sd, 3, "w.st"); }).find("--heads 3 does not divide"),
+      std::string::npos);
+  EXPECT_NE(error_of([&] { apps::infer_vit_config(sd, 0, "w.st"); }).find("--heads"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { apps::infer_vit_config(sd, 0, "w.st"); }).find("--heads"), std::string::npos);
 
   auto no_patch = sd;
   no_patch.erase("patch_embed.proj.weight");

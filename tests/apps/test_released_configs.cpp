@@ -105,8 +105,7 @@ void expect_lrs(const json& got, const std::vector<double>& want, const std::str
     EXPECT_NEAR(got[i].get<double>(), want[i], 1e-12 + 1e-6 * want[i]) << what << " epoch " << i;
 }
 
-void expect_released_semantics(const json& plan, int64_t classes, int64_t per_task,
-                               int64_t seed) {
+void expect_released_semantics(const json& plan, int64_t classes, int64_t per_task, int64_t seed) {
   EXPECT_TRUE(plan.at("released_config").get<bool>());
   EXPECT_EQ(plan.at("optimizer"), "sgd");
   EXPECT_DOUBLE_EQ(plan.at("momentum").get<double>(), 0.9);
@@ -118,7 +117,8 @@ void expect_released_semantics(const json& plan, int64_t classes, int64_t per_ta
   EXPECT_EQ(plan.at("class_order").get<std::vector<int64_t>>(),
             data::ClassOrder(classes, seed, per_task, per_task).order());
   const std::string ignored = plan.at("ignored").dump();
-  for (const char* key : {"optimizer", "scheduler", "weight_decay", "init_weight_decay", "filepath"})
+  for (const char* key :
+       {"optimizer", "scheduler", "weight_decay", "init_weight_decay", "filepath"})
     EXPECT_NE(ignored.find(key), std::string::npos) << key << " not listed in " << ignored;
   for (const json& t : plan.at("tasks")) {
     EXPECT_EQ(t.at("train_images").get<int64_t>(), per_task);  // one image per class
@@ -173,8 +173,8 @@ TEST(ReleasedConfigs, DomainNetPlansAndRefusesTwoGpusWhenRun) {
     expect_lrs(t.at("lr_per_epoch"), multistep(0.02, {4, 6, 8, 10000}, 0.005, 10), "domainnet");
   // device ["0", "1"]: the plan prints, the run is refused naming data parallel.
   const std::string path = data.file("config.json");
-  const test::RunResult r = test::run_sdlora("train --config " + path + " --set data_path=" +
-                                             data.path() + " --out " + data.file("run"));
+  const test::RunResult r = test::run_sdlora(
+      "train --config " + path + " --set data_path=" + data.path() + " --out " + data.file("run"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("data parallel"), std::string::npos) << r.output;
 }
@@ -190,8 +190,7 @@ TEST(ReleasedConfigs, RefusesWhatTheProjectDoesNotRun) {
     EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
   };
   refused(R"({"model_name": "l2p", "dataset": "imagenetr"})", "sdlora-rr");  // lists our methods
-  refused(R"({"model_name": "sdlora", "dataset": "imagenetr", "memory_size": 2000})",
-          "rehearsal");
+  refused(R"({"model_name": "sdlora", "dataset": "imagenetr", "memory_size": 2000})", "rehearsal");
   // Our own configs keep their strict meaning: released-only keys are errors there.
   refused(R"({"dataset": "imagenet-r", "min_lr": 0.001})", "min_lr");
   refused(R"({"dataset": "imagenet-r", "lrate_decay": 0})", "lrate_decay");

@@ -88,7 +88,8 @@ TEST_F(TrainCommand, DryRunPrintsThePlan) {
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j.at("dataset"), "fashion-mnist");
   // numpy's RandomState(1993).permutation(10) (itself checked in tests/data).
-  EXPECT_EQ(j.at("class_order").get<std::vector<int64_t>>(), data::ClassOrder(10, 1993, 4, 3).order());
+  EXPECT_EQ(j.at("class_order").get<std::vector<int64_t>>(),
+            data::ClassOrder(10, 1993, 4, 3).order());
   ASSERT_EQ(j.at("tasks").size(), 3u);  // 4 + 3 + 3 classes
   EXPECT_EQ(j.at("tasks")[0].at("classes").size(), 4u);
   EXPECT_EQ(j.at("tasks")[2].at("classes").size(), 3u);

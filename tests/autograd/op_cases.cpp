@@ -63,9 +63,12 @@ Var sdlora_projection(const V& v) {
   };
   const Tensor beta = constant({0.3, 0.0});
   const Tensor term = Tensor::from_vector<int64_t>({0, 0, 1, 1}, {4}).to(x.device());
-  const Var up_q = scaled_up({a0, a1}, beta, constant({1.0 / 1.7, 1.0}), term, cat({v[2], v[4]}, 1));
-  const Var up_v = scaled_up({a0, a1}, beta, constant({1.0 / 2.1, 1.0}), term, cat({v[6], v[8]}, 1));
-  return qkv_lowrank_update(x, linear(x, w0), cat({v[3], v[5]}, 0), up_q, cat({v[7], v[9]}, 0), up_v);
+  const Var up_q =
+      scaled_up({a0, a1}, beta, constant({1.0 / 1.7, 1.0}), term, cat({v[2], v[4]}, 1));
+  const Var up_v =
+      scaled_up({a0, a1}, beta, constant({1.0 / 2.1, 1.0}), term, cat({v[6], v[8]}, 1));
+  return qkv_lowrank_update(x, linear(x, w0), cat({v[3], v[5]}, 0), up_q, cat({v[7], v[9]}, 0),
+                            up_v);
 }
 
 }  // namespace

@@ -56,8 +56,8 @@ TEST(MixedPrecision, LinearWithFloat32WeightsGivesFloat32WeightGradients) {
   // The reference: float32 everywhere, the weight rounded as the mixed product rounds it.
   Var xf(x32, true), wf(cast(cast(w32, DType::kBFloat16), DType::kFloat32), true), bf(b32, true);
   backward(linear(xf, wf, bf), cast(dy, DType::kFloat32));
-  EXPECT_TRUE(rel_close(cast(yb.data(), DType::kFloat32), linear(Var(x32), Var(w32), Var(b32)).data(),
-                        1e-2, "y"));
+  EXPECT_TRUE(rel_close(cast(yb.data(), DType::kFloat32),
+                        linear(Var(x32), Var(w32), Var(b32)).data(), 1e-2, "y"));
   // dW = dy^T x on bfloat16 operands with float32 accumulation and output: float32 accuracy.
   EXPECT_TRUE(rel_close(wb.grad(), wf.grad(), 1e-5, "dW"));
   EXPECT_TRUE(rel_close(bb.grad(), bf.grad(), 1e-5, "db"));

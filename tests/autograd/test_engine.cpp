@@ -103,7 +103,8 @@ TEST(Backward, OutputWithoutHistoryThrows) {
 
 TEST(Backward, SeedMustMatchTheOutput) {
   Var x(t64({1.0, 2.0}, {2}), true);
-  EXPECT_TRUE(throws_naming([&] { backward(x * 2.0, t64({1.0}, {1})); }, "should match the output"));
+  EXPECT_TRUE(
+      throws_naming([&] { backward(x * 2.0, t64({1.0}, {1})); }, "should match the output"));
 }
 
 TEST(Backward, LeafLossGetsTheSeed) {

@@ -31,7 +31,6 @@ CaseRun run_case(const OpCase& c, Device device) {
   return r;
 }
 
-
 class GpuOps : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GpuOps, OutputAndGradientsMatchCpu) {

@@ -46,9 +46,9 @@ TEST(GpuMixedPrecision, Bf16ProductWithFloat32OutputMatchesCpu) {
   const Tensor w = random_tensor({16}, 3);
   const Tensor c = cast(matmul(a, b), DType::kBFloat16);
   const Tensor ref = add(c, w, DType::kFloat32);
-  EXPECT_TRUE(all_close(add(c.to(Device::cuda()), w.to(Device::cuda()), DType::kFloat32)
-                            .to(Device::cpu()),
-                        ref, 1e-6, 1e-6, "bf16 + float32 -> float32"));
+  EXPECT_TRUE(
+      all_close(add(c.to(Device::cuda()), w.to(Device::cuda()), DType::kFloat32).to(Device::cpu()),
+                ref, 1e-6, 1e-6, "bf16 + float32 -> float32"));
   EXPECT_TRUE(all_close(sum(c.to(Device::cuda()), 1, false, DType::kFloat32).to(Device::cpu()),
                         sum(c, 1, false, DType::kFloat32), 1e-5, 1e-5, "bf16 sum -> float32"));
 }

@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-
 #include <filesystem>
 #include <string>
 
@@ -53,7 +52,8 @@ TEST(Metrics, HandComputedMatrix) {
 
 TEST(Metrics, ForgettingOrdersTasksNumerically) {
   // Twelve tasks: the released code sorts task names as strings ("10" < "2"); here task j's
-  // maximum is taken over rows j..10 by number. Task j scores 100 when learned and 100 - j at the end.
+  // maximum is taken over rows j..10 by number. Task j scores 100 when learned and 100 - j at the
+  // end.
   AccuracyMatrix m;
   for (int64_t i = 0; i < 12; ++i) {
     TaskCounts c;
@@ -100,15 +100,19 @@ TEST(Config, ReadsReleasedKeysAndOurs) {
 
 TEST(Config, ErrorsNameTheKey) {
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"lrate": 0.1, "learning_rate": 1})"); },
-                          "unknown config key 'learning_rate'"));
+                            "unknown config key 'learning_rate'"));
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": "ten"})"); }, "'epochs'"));
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"method": "ewc"})"); }, "'method'"));
-  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"sdlora_mode": "both"})"); }, "'sdlora_mode'"));
-  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"milestones": [15, 10]})"); }, "'milestones'"));
-  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"rank_schedule": [[1, 4]]})"); }, "'rank_schedule'"));
+  EXPECT_TRUE(
+      throws_naming([] { config_from_json(R"({"sdlora_mode": "both"})"); }, "'sdlora_mode'"));
+  EXPECT_TRUE(
+      throws_naming([] { config_from_json(R"({"milestones": [15, 10]})"); }, "'milestones'"));
+  EXPECT_TRUE(
+      throws_naming([] { config_from_json(R"({"rank_schedule": [[1, 4]]})"); }, "'rank_schedule'"));
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"backbone": "resnet50"})"); }, "'backbone'"));
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"batch_size": 0})"); }, "'batch_size'"));
-  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"optimizer": "rmsprop"})"); }, "'optimizer'"));
+  EXPECT_TRUE(
+      throws_naming([] { config_from_json(R"({"optimizer": "rmsprop"})"); }, "'optimizer'"));
   EXPECT_TRUE(throws_naming([] { config_from_json("[1, 2]", "x.json"); }, "x.json"));
   EXPECT_TRUE(throws_naming([] { load_config("/nonexistent/c.json"); }, "/nonexistent/c.json"));
   // Hostile numbers: a float far outside int64 and an unsigned above INT64_MAX are refused (no
@@ -159,7 +163,8 @@ TEST(Config, OverridesAreTypedByKey) {
   EXPECT_NO_THROW(c.validate());
   EXPECT_TRUE(throws_naming([&] { apply_override(c, "epochs=many"); }, "epochs"));
   EXPECT_EQ(c.epochs, 3);  // unchanged on error
-  EXPECT_TRUE(throws_naming([&] { apply_override(c, "colour=red"); }, "unknown config key 'colour'"));
+  EXPECT_TRUE(
+      throws_naming([&] { apply_override(c, "colour=red"); }, "unknown config key 'colour'"));
   EXPECT_TRUE(throws_naming([&] { apply_override(c, "epochs"); }, "key=value"));
   apply_override(c, "rank=0");
   EXPECT_TRUE(throws_naming([&] { c.validate(); }, "'rank'"));

@@ -30,7 +30,8 @@ class StopInSeed : public Reporter {
  public:
   StopInSeed(int64_t seed, std::atomic<bool>* flag) : seed_(seed), flag_(flag) {}
   void on_line(const std::string& line) override {
-    if (line.rfind("seed ", 0) == 0) armed_ = line.rfind("seed " + std::to_string(seed_) + " ", 0) == 0;
+    if (line.rfind("seed ", 0) == 0)
+      armed_ = line.rfind("seed " + std::to_string(seed_) + " ", 0) == 0;
   }
   void on_batch(const Progress& p) override {
     if (armed_ && p.task == 1) flag_->store(true);
@@ -98,7 +99,8 @@ TEST(MultiSeed, ResumeContinuesTheUnfinishedSeeds) {
   EXPECT_THROW(run_seeds(c, d, o), RunInterrupted);
   EXPECT_EQ(last_finished_task(seed_dir(o.run_dir, 1993)), 2);  // the first seed finished
   EXPECT_EQ(last_finished_task(seed_dir(o.run_dir, 7)), 0);     // the second stopped in task 1
-  const auto first_time = std::filesystem::last_write_time(seed_dir(o.run_dir, 1993) + "/state.json");
+  const auto first_time =
+      std::filesystem::last_write_time(seed_dir(o.run_dir, 1993) + "/state.json");
 
   RunOptions again;
   again.run_dir = o.run_dir;
@@ -109,7 +111,8 @@ TEST(MultiSeed, ResumeContinuesTheUnfinishedSeeds) {
   EXPECT_EQ(r.finished, 2);
   EXPECT_EQ(last_finished_task(seed_dir(o.run_dir, 7)), 2);
   // The finished seed was read back, not trained again.
-  EXPECT_EQ(std::filesystem::last_write_time(seed_dir(o.run_dir, 1993) + "/state.json"), first_time);
+  EXPECT_EQ(std::filesystem::last_write_time(seed_dir(o.run_dir, 1993) + "/state.json"),
+            first_time);
   std::filesystem::remove_all(o.run_dir);
 }
 

@@ -349,7 +349,8 @@ TEST(TaskLoop, ResumeStartsOverOrRepairsMetrics) {
   again.resume = true;
   const RunResult got = run(c, d, again);
   ASSERT_EQ(got.matrix.num_tasks(), 3);
-  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(got.matrix.counts(i).correct, want.matrix.counts(i).correct);
+  for (int64_t i = 0; i < 3; ++i)
+    EXPECT_EQ(got.matrix.counts(i).correct, want.matrix.counts(i).correct);
 
   // Stale metrics (as after a kill between the state.json and metrics.json renames).
   const std::string metrics = dir + "/metrics.json";
@@ -369,8 +370,8 @@ TEST(TaskLoop, ResumeStartsOverOrRepairsMetrics) {
 // happens, keeping the finished tasks; a task of a single batch is checked too.
 TEST(TaskLoop, DivergenceStopsTheRunAndKeepsFinishedTasks) {
   Config c = tiny_config("sdlora");
-  c.lrate = 1e30;         // task 1 diverges at once
-  c.batch_size = 64;      // one batch per epoch
+  c.lrate = 1e30;     // task 1 diverges at once
+  c.batch_size = 64;  // one batch per epoch
   const Datasets d = synthetic_datasets();
   RunOptions o;
   o.run_dir = temp_dir("diverge");

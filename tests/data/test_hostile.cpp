@@ -72,14 +72,12 @@ TEST(Hostile, PickleNestingCyclesAndMemoAreBounded) {
   EXPECT_HAS(msg, "self.pkl");
   EXPECT_HAS(msg, "holds itself");
   // Through another list: L = []; M = [L]; then M appended to L.
-  msg = error_of([&] {
-    pickle::load(proto2({']', 'q', 0, ']', 'h', 0, 'a', 'a'}), "cycle.pkl");
-  });
+  msg = error_of([&] { pickle::load(proto2({']', 'q', 0, ']', 'h', 0, 'a', 'a'}), "cycle.pkl"); });
   EXPECT_HAS(msg, "cycle.pkl");
   // A text memo index beyond 2^64 is a named error, not std::stoull's.
   msg = error_of([&] {
-    pickle::load(proto2({']', 'p', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9',
-                         '9', '9', '9', '9', '9', '9', '9', '9', '9', '\n'}),
+    pickle::load(proto2({']', 'p', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9',
+                         '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '9', '\n'}),
                  "memo.pkl");
   });
   EXPECT_HAS(msg, "memo.pkl");
@@ -97,7 +95,8 @@ TEST(Hostile, CifarPickleShapeThatWrapsIsRefused) {
   ASSERT_NE(it, b.end()) << "the test writer's shape encoding changed";
   const size_t at = static_cast<size_t>(it - b.begin());
   const std::vector<uint8_t> huge = {0x8a, 8, 0, 0, 0, 0, 0, 0, 0, 0x40};  // LONG1 2^62
-  b.erase(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at) + 2);
+  b.erase(b.begin() + static_cast<std::ptrdiff_t>(at),
+          b.begin() + static_cast<std::ptrdiff_t>(at) + 2);
   b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), huge.begin(), huge.end());
   test::write_bytes(dir.file("train"), b);
   const std::string msg = error_of([&] { open_cifar100_python(dir.path(), Split::kTrain); });
@@ -110,7 +109,8 @@ TEST(Hostile, ListFileLabelsAreCheckedAgainstTheDeclaredClasses) {
   test::write_text(dir.file("x_test.txt"), "p/a/3.jpg 0\n");
   // INT64_MAX and beyond: a named error, no class table of that size.
   for (const char* label : {"9223372036854775807", "99999999999999999999", "1e3", "-1", ""}) {
-    test::write_text(dir.file("x_train.txt"), std::string("p/a/1.jpg 0\np/b/2.jpg ") + label + "\n");
+    test::write_text(dir.file("x_train.txt"),
+                     std::string("p/a/1.jpg 0\np/b/2.jpg ") + label + "\n");
     const std::string msg = error_of([&] { make_dataset("domainnet", dir.path(), Split::kTrain); });
     EXPECT_HAS(msg, dir.path() + "/x_train.txt line 2");
   }
@@ -215,7 +215,8 @@ TEST(Hostile, TinyCorruptJpegsAreErrors) {
       {0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0xFF, 0xD9},
       {0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x01, 0x11, 0x00,
        0xFF, 0xDA, 0xFF, 0xD9}};
-  for (const auto& b : inputs) EXPECT_HAS(error_of([&] { decode_image(b, "tiny.jpg"); }), "tiny.jpg");
+  for (const auto& b : inputs)
+    EXPECT_HAS(error_of([&] { decode_image(b, "tiny.jpg"); }), "tiny.jpg");
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_REQUIRE(n == t.numel(), "dims do not multiply to the element count");
       FUZZ_REQUIRE(t.nbytes() == static_cast<size_t>(n) * dtype_size(t.dtype()), "byte size");
       total += t.nbytes();
-      FUZZ_REQUIRE(total <= 2 * size, "more tensor bytes than the file holds (F16 and BF16 widen 2x)");
+      FUZZ_REQUIRE(total <= 2 * size,
+                   "more tensor bytes than the file holds (F16 and BF16 widen 2x)");
       fuzz::touch(t.raw_data(), t.nbytes());
     }
   } catch (const Error&) {

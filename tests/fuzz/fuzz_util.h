@@ -39,12 +39,12 @@ inline std::string write_scratch(const std::string& rel, const std::string& text
 }
 
 // An invariant every accepted input must keep; a broken one aborts (a finding).
-#define FUZZ_REQUIRE(cond, what)                                                   \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
+#define FUZZ_REQUIRE(cond, what)                                                        \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       std::fprintf(stderr, "invariant broken: %s (%s:%d)\n", what, __FILE__, __LINE__); \
-      std::abort();                                                               \
-    }                                                                             \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)
 
 // Reads every byte of a buffer so that ASan sees any part of it that is not really there.

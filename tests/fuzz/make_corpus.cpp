@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
     ad.begin_task(2, gen);
     std::map<std::string, Tensor> tensors = ad.state_dict(true);
     std::map<std::string, std::string> meta = ad.metadata(true);
-    std::vector<Var> params = {Var(Tensor::full({4, 16}, 1.0), true), Var(Tensor::full({4}, 1.0), true)};
+    std::vector<Var> params = {Var(Tensor::full({4, 16}, 1.0), true),
+                               Var(Tensor::full({4}, 1.0), true)};
     SGD sgd(params, SGDOptions{0.1, 0.9, 0.0, 0.0, false});
     for (Var& p : params) p.set_grad(Tensor::full(p.data().shape(), 1.0));
     sgd.step();
@@ -114,7 +115,8 @@ int main(int argc, char** argv) {
   put(out / "pickle", "meta2", data::test::cifar_python_meta_pickle({"a", "b"}, {"c"}));
 
   // CIFAR binary: records, and a names file (first byte: 0 records, 1 names).
-  put(out / "cifar_binary", "records", prefixed(0, data::test::cifar_binary_bytes(imgs, {3, 99}, {1, 19})));
+  put(out / "cifar_binary", "records",
+      prefixed(0, data::test::cifar_binary_bytes(imgs, {3, 99}, {1, 19})));
   std::string names;
   for (int i = 0; i < 100; ++i) names += "name" + std::to_string(i) + "\n";
   put(out / "cifar_binary", "names", prefixed(1, std::vector<uint8_t>(names.begin(), names.end())));

@@ -174,8 +174,8 @@ TEST(Layers, PatchConvEqualsAStridedConvolution) {
   const Tensor x = random_tensor({B, C, H, W}, 12);
   const Tensor y = conv.forward(Var(x)).data();
   ASSERT_EQ(y.shape(), (Shape{B, (H / p) * (W / p), O}));
-  // The naive convolution: out[b, o, gy, gx] = bias[o] + sum_{c,i,j} w[o,c,i,j] x[b,c,gy p+i,gx p+j],
-  // tokens in row-major grid order.
+  // The naive convolution: out[b, o, gy, gx] = bias[o] + sum_{c,i,j} w[o,c,i,j] x[b,c,gy p+i,gx
+  // p+j], tokens in row-major grid order.
   const auto xv = x.to_vector<float>(), wv = conv.weight().data().to_vector<float>(),
              bv = conv.bias().data().to_vector<float>();
   std::vector<double> want;
@@ -202,8 +202,10 @@ TEST(Layers, MlpIsFc1GeluFc2) {
   EXPECT_EQ(names_of(mlp.named_parameters()),
             (std::vector<std::string>{"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}));
   const Tensor x = random_tensor({2, 3}, 6);
-  const Tensor h = gelu(add(matmul(x, mlp.fc1().weight().data(), false, true), mlp.fc1().bias().data()));
-  const Tensor want = add(matmul(h, mlp.fc2().weight().data(), false, true), mlp.fc2().bias().data());
+  const Tensor h =
+      gelu(add(matmul(x, mlp.fc1().weight().data(), false, true), mlp.fc1().bias().data()));
+  const Tensor want =
+      add(matmul(h, mlp.fc2().weight().data(), false, true), mlp.fc2().bias().data());
   EXPECT_TRUE(all_close(mlp.forward(Var(x)).data(), want, 1e-6, 1e-7, "mlp"));
 }
 

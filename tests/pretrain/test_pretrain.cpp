@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <numeric>
 
-#include "pretrain/pretrain.h"
 #include "nn/safetensors.h"
+#include "pretrain/pretrain.h"
 
 namespace sdlora {
 namespace {

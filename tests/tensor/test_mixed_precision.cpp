@@ -41,7 +41,8 @@ TEST(MixedMatmul, Bf16InputsFloat32OutputIsExactFloat32Accumulation) {
       const Tensor b = bf16_random(tb ? Shape{n, k} : Shape{k, n}, 2);
       const Tensor c = matmul(a, b, ta, tb, DType::kFloat32);
       ASSERT_EQ(c.dtype(), DType::kFloat32);
-      const std::vector<double> want = naive_matmul(host_values(a), host_values(b), m, n, k, ta, tb);
+      const std::vector<double> want =
+          naive_matmul(host_values(a), host_values(b), m, n, k, ta, tb);
       // float32 accumulation of exact bf16 products: float32 rounding only, no bf16 rounding.
       EXPECT_TRUE(all_close(c, want, 1e-6, 1e-6, "bf16 product, float32 out"));
       // The bf16 result of the same product is that value rounded once to bfloat16.
@@ -100,8 +101,8 @@ TEST(MixedElementwise, InPlaceAddOfAFloat32BiasIntoBf16) {
   ASSERT_EQ(y.dtype(), DType::kBFloat16);
   std::vector<double> want(y0.size());
   for (size_t i = 0; i < y0.size(); ++i)
-    want[i] = static_cast<double>(BFloat16::to_float(BFloat16::from_float(
-        static_cast<float>(y0[i] + bv[i % 5]))));
+    want[i] = static_cast<double>(
+        BFloat16::to_float(BFloat16::from_float(static_cast<float>(y0[i] + bv[i % 5]))));
   EXPECT_TRUE(all_close(y, want, 0.0, 1e-7, "y += bias"));
 }
 

@@ -29,11 +29,16 @@ TEST(TensorCore, ShapeNumelAndDescribe) {
 }
 
 TEST(TensorCore, FromVectorRoundTripsEveryDtype) {
-  EXPECT_EQ((Tensor::from_vector<float>({1.5f, -2.f}, {2}).to_vector<float>()), (std::vector<float>{1.5f, -2.f}));
-  EXPECT_EQ((Tensor::from_vector<double>({1e-300, 3.}, {2}).to_vector<double>()), (std::vector<double>{1e-300, 3.}));
-  EXPECT_EQ((Tensor::from_vector<int32_t>({-7, 9}, {2}).to_vector<int32_t>()), (std::vector<int32_t>{-7, 9}));
-  EXPECT_EQ((Tensor::from_vector<int64_t>({int64_t{1} << 40}, {1}).to_vector<int64_t>()[0]), int64_t{1} << 40);
-  EXPECT_EQ((Tensor::from_vector<uint8_t>({0, 255}, {1, 2}).to_vector<uint8_t>()), (std::vector<uint8_t>{0, 255}));
+  EXPECT_EQ((Tensor::from_vector<float>({1.5f, -2.f}, {2}).to_vector<float>()),
+            (std::vector<float>{1.5f, -2.f}));
+  EXPECT_EQ((Tensor::from_vector<double>({1e-300, 3.}, {2}).to_vector<double>()),
+            (std::vector<double>{1e-300, 3.}));
+  EXPECT_EQ((Tensor::from_vector<int32_t>({-7, 9}, {2}).to_vector<int32_t>()),
+            (std::vector<int32_t>{-7, 9}));
+  EXPECT_EQ((Tensor::from_vector<int64_t>({int64_t{1} << 40}, {1}).to_vector<int64_t>()[0]),
+            int64_t{1} << 40);
+  EXPECT_EQ((Tensor::from_vector<uint8_t>({0, 255}, {1, 2}).to_vector<uint8_t>()),
+            (std::vector<uint8_t>{0, 255}));
   EXPECT_THROW(Tensor::from_vector<float>({1.f, 2.f, 3.f}, {2, 2}), Error);
   Tensor f = Tensor::from_vector<float>({1.f}, {1});
   EXPECT_THROW(f.to_vector<int32_t>(), Error);
@@ -122,14 +127,14 @@ TEST(Devices, AskingForCudaWithoutAGpuThrowsAClearError) {
   } catch (const Error& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("CUDA"), std::string::npos) << msg;
-    EXPECT_TRUE(msg.find("no GPU") != std::string::npos || msg.find("no CUDA backend") != std::string::npos) << msg;
+    EXPECT_TRUE(msg.find("no GPU") != std::string::npos ||
+                msg.find("no CUDA backend") != std::string::npos)
+        << msg;
   }
   EXPECT_THROW(Device::parse("cuda"), Error);
 }
 
-TEST(Devices, OutOfRangeCudaIndexThrows) {
-  EXPECT_THROW(Device::cuda(1000), Error);
-}
+TEST(Devices, OutOfRangeCudaIndexThrows) { EXPECT_THROW(Device::cuda(1000), Error); }
 
 TEST(CachingPool, SizeClassesBoundWaste) {
   EXPECT_EQ(CachingPool::size_class(1), 512u);
@@ -187,8 +192,8 @@ TEST(CachingPool, ReusesFreedBlocksOfTheSameClass) {
     EXPECT_EQ(pool.stats().allocations, 2);
     void* c = pool.allocate(100000);  // another class: a new block
     EXPECT_EQ(raw.mallocs, 2);
-    EXPECT_EQ(pool.stats().peak_bytes,
-              static_cast<int64_t>(CachingPool::size_class(1000) + CachingPool::size_class(100000)));
+    EXPECT_EQ(pool.stats().peak_bytes, static_cast<int64_t>(CachingPool::size_class(1000) +
+                                                            CachingPool::size_class(100000)));
     pool.release(b);
     pool.release(c);
     pool.reset_peak();
@@ -234,7 +239,8 @@ TEST(MemoryCounters, CpuLiveAndPeakFollowTensors) {
   {
     Tensor t = Tensor::empty({1 << 20}, DType::kFloat32);  // 4 MiB
     const MemoryStats during = memory_stats(Device::cpu());
-    EXPECT_EQ(during.live_bytes - before.live_bytes, static_cast<int64_t>(CachingPool::size_class(4u << 20)));
+    EXPECT_EQ(during.live_bytes - before.live_bytes,
+              static_cast<int64_t>(CachingPool::size_class(4u << 20)));
     Tensor view = t.reshape({1024, 1024}).narrow(0, 10);  // views allocate nothing
     EXPECT_EQ(memory_stats(Device::cpu()).live_bytes, during.live_bytes);
   }
@@ -244,7 +250,8 @@ TEST(MemoryCounters, CpuLiveAndPeakFollowTensors) {
 }
 
 TEST(MemoryCounters, PinnedRequestWithoutCudaIsPlainHostMemory) {
-  if (cuda_available()) GTEST_SKIP() << "a GPU is present; pinned memory is tested by the GPU suite";
+  if (cuda_available())
+    GTEST_SKIP() << "a GPU is present; pinned memory is tested by the GPU suite";
   Tensor t = Tensor::empty({16}, DType::kUInt8, Device::cpu(), /*pinned=*/true);
   EXPECT_TRUE(t.defined());
   EXPECT_EQ(pinned_memory_stats().live_bytes, 0);
@@ -257,7 +264,8 @@ TEST(Random, PhiloxMatchesPublishedKnownAnswers) {
   EXPECT_EQ(z.v[1], 0xe169c58du);
   EXPECT_EQ(z.v[2], 0xbc57ac4cu);
   EXPECT_EQ(z.v[3], 0x9b00dbd8u);
-  Philox4 f = philox4x32(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
+  Philox4 f =
+      philox4x32(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
   EXPECT_EQ(f.v[0], 0x408f276du);
   EXPECT_EQ(f.v[1], 0x41c83b0eu);
   EXPECT_EQ(f.v[2], 0xa20bc7c6u);
