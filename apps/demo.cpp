@@ -30,9 +30,6 @@ std::string locate_project_file(const std::string& path) {
 std::string demo_report(const std::vector<DemoRun>& runs) {
   std::ostringstream o;
   o << std::fixed << std::setprecision(2);
-  o << std::left << std::setw(14) << "method" << std::right << std::setw(8) << "Acc" << std::setw(8)
-    << "AAA" << std::setw(12) << "forgetting" << std::setw(16) << "stored params" << std::setw(10)
-    << "seconds" << '\n';
   const bool several = !runs.empty() && runs.front().seeds.runs.size() > 1;
   if (several) {  // mean +- sample std over the finished seeds
     o << std::left << std::setw(14) << "method" << std::right << std::setw(16) << "Acc"
@@ -48,6 +45,9 @@ std::string demo_report(const std::vector<DemoRun>& runs) {
         << std::setw(8) << r.seeds.finished << '\n';
     o << "\nfirst seed's run:\n";
   }
+  o << std::left << std::setw(14) << "method" << std::right << std::setw(8) << "Acc" << std::setw(8)
+    << "AAA" << std::setw(12) << "forgetting" << std::setw(16) << "stored params" << std::setw(10)
+    << "seconds" << '\n';
   for (const DemoRun& r : runs) {
     const cl::AccuracyMatrix& m = r.result.matrix;
     const int64_t stored = r.result.tasks.empty() ? 0 : r.result.tasks.back().params_stored;
