@@ -17,20 +17,20 @@ using sdlora::data::pickle::Ref;
 
 // Visits every object reachable from root; checks heights and the array payloads.
 void walk(const Ref& root) {
-  std::vector<std::pair<const Object*, int>> todo = {{root.get(), 1}};
+  std::vector<std::pair<const Object*, int>> pending = {{root.get(), 1}};
   size_t visited = 0;
-  while (!todo.empty()) {
-    const auto [o, depth] = todo.back();
-    todo.pop_back();
+  while (!pending.empty()) {
+    const auto [o, depth] = pending.back();
+    pending.pop_back();
     FUZZ_REQUIRE(o != nullptr, "null object in a parsed pickle");
     FUZZ_REQUIRE(depth <= sdlora::data::pickle::kMaxDepth + 1, "nesting beyond the limit");
     FUZZ_REQUIRE(++visited < (size_t{1} << 24), "object graph too large (a cycle?)");
     sdlora::fuzz::touch(o->s.data(), o->s.size());
     sdlora::fuzz::touch(o->raw.data(), o->raw.size());
-    for (const Ref& r : o->items) todo.emplace_back(r.get(), depth + 1);
+    for (const Ref& r : o->items) pending.emplace_back(r.get(), depth + 1);
     for (const auto& [k, v] : o->dict) {
-      todo.emplace_back(k.get(), depth + 1);
-      todo.emplace_back(v.get(), depth + 1);
+      pending.emplace_back(k.get(), depth + 1);
+      pending.emplace_back(v.get(), depth + 1);
     }
   }
 }
