@@ -1,4 +1,4 @@
-// Temporary files and the binary runner of the app tests.
+// The binary runner of the app tests.
 #include "tests/apps/test_app_util.h"
 
 #include <sys/wait.h>
@@ -6,21 +6,8 @@
 
 #include <array>
 #include <cstdio>
-#include <filesystem>
 
 namespace sdlora::test {
-
-TempFile::TempFile(const std::string& name)
-    : path_((std::filesystem::temp_directory_path() /
-             ("sdlora_apps_" + std::to_string(::getpid()) + "_" + name))
-                .string()) {
-  std::filesystem::remove(path_);
-}
-
-TempFile::~TempFile() {
-  std::error_code ec;
-  std::filesystem::remove(path_, ec);
-}
 
 RunResult run_sdlora(const std::string& args, bool stdout_only) {
   const std::string command =

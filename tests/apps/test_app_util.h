@@ -1,24 +1,12 @@
-// Helpers for the app tests: temporary files, running the sdlora binary, and tiny models.
+// Helpers for the app tests: running the sdlora binary, and tiny models.
 #pragma once
 
 #include <string>
 
-#include "tests/common/tiny_vit.h"  // tiny_vit_config
+#include "tests/common/test_util.h"  // TempFile, TempDir
+#include "tests/common/tiny_vit.h"   // tiny_vit_config
 
 namespace sdlora::test {
-
-// A path in the temporary folder, unique to this process; removed by the destructor.
-class TempFile {
- public:
-  explicit TempFile(const std::string& name);
-  ~TempFile();
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 struct RunResult {
   int exit_code = -1;

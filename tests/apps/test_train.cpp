@@ -3,7 +3,6 @@
 // run's own accuracy, `sdlora export` loadable by `sdlora forward` with the same logits as the
 // in-process model, resume after --max-tasks, and the command-line errors. Plus a reduced demo.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -18,54 +17,18 @@
 #include "tensor/ops.h"
 #include "tests/apps/test_app_util.h"
 #include "tests/common/test_util.h"
+#include "tests/data/data_test_util.h"
 
 namespace sdlora {
 namespace {
 
 namespace fs = std::filesystem;
 
-void put_u32(std::vector<uint8_t>& b, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
-}
-
-// idx files as the Fashion-MNIST distribution names them (uncompressed): 10 classes of 8 x 8
-// images, the class drawn as a bright 2 x 4 bar at a class-specific place, plus noise.
-void write_fashion_like(const std::string& dir, int per_class, uint32_t seed) {
-  fs::create_directories(dir);
-  for (const char* prefix : {"train", "t10k"}) {
-    const int n = 10 * per_class;
-    std::vector<uint8_t> img, lab;
-    img.reserve(static_cast<size_t>(16 + n * 64));
-    put_u32(img, 0x00000803);
-    put_u32(img, static_cast<uint32_t>(n));
-    put_u32(img, 8);
-    put_u32(img, 8);
-    put_u32(lab, 0x00000801);
-    put_u32(lab, static_cast<uint32_t>(n));
-    uint32_t state = seed + (prefix[0] == 't' && prefix[1] == '1' ? 7u : 0u);
-    for (int i = 0; i < n; ++i) {
-      const int c = i % 10;
-      lab.push_back(static_cast<uint8_t>(c));
-      for (int y = 0; y < 8; ++y)
-        for (int x = 0; x < 8; ++x) {
-          state = state * 1664525u + 1013904223u;
-          const bool on = y / 2 == c % 4 && x / 4 == (c / 4) % 2 && (c < 8 || x % 2 == 0);
-          img.push_back(static_cast<uint8_t>((on ? 200 : 0) + (state >> 26)));
-        }
-    }
-    std::ofstream(dir + "/" + prefix + "-images-idx3-ubyte", std::ios::binary)
-        .write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
-    std::ofstream(dir + "/" + prefix + "-labels-idx1-ubyte", std::ios::binary)
-        .write(reinterpret_cast<const char*>(lab.data()), static_cast<std::streamsize>(lab.size()));
-  }
-}
-
 class TrainCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = (fs::temp_directory_path() / ("sdlora_train_" + std::to_string(::getpid()))).string();
-    fs::remove_all(root_);
-    write_fashion_like(root_ + "/data", 12, 3);
+    root_ = test::temp_dir("train");
+    data::test::write_bar_dataset(root_ + "/data", {12, 3, 10, 200, 6});
     config_ = root_ + "/tiny.json";
     std::ofstream(config_) << R"({
       "dataset": "fashion-mnist", "data_path": ")"
@@ -182,8 +145,7 @@ TEST(DemoCommand, ReducedRunEndToEnd) {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "Fashion-MNIST is not installed (Debian package dataset-fashion-mnist; "
                     "scripts/test.sh installs it)";
-  const std::string out =
-      (fs::temp_directory_path() / ("sdlora_demo_" + std::to_string(::getpid()))).string();
+  const std::string out = test::temp_path("demo");
   fs::remove_all(out);
   const test::RunResult r = test::run_sdlora(
       "demo --out " + out +

@@ -1,10 +1,6 @@
 // The cl tests' synthetic problem and tiny config (cl_test_util.h).
 #include "cl_test_util.h"
 
-#include <unistd.h>
-
-#include <filesystem>
-
 #include "tensor/random.h"
 
 namespace sdlora::cl::test {
@@ -69,14 +65,6 @@ Config tiny_config(const std::string& method) {
   c.cache_mb = 16;
   c.validate();
   return c;
-}
-
-std::string temp_dir(const std::string& name) {
-  const std::filesystem::path p = std::filesystem::temp_directory_path() /
-                                  ("sdlora_cl_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p.string();
 }
 
 }  // namespace sdlora::cl::test

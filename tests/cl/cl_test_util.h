@@ -10,6 +10,7 @@
 #include "cl/config.h"
 #include "cl/task_loop.h"
 #include "data/dataset.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora::cl::test {
 
@@ -22,7 +23,7 @@ Datasets synthetic_datasets(int64_t n_classes = 6, int64_t train_per_class = 24,
 // Tasks of 2 classes, seed 1993, 6 epochs, batch 16, a 1-block ViT of width 16 on 8 x 8 images.
 Config tiny_config(const std::string& method);
 
-// A fresh temporary folder under the test temp dir.
-std::string temp_dir(const std::string& name);
+// The shared temporary folders (tests/common).
+using ::sdlora::test::temp_dir;
 
 }  // namespace sdlora::cl::test

@@ -1,6 +1,7 @@
-// Tolerance comparisons and random inputs for the tests.
+// Tolerance comparisons, random inputs, error assertions and temporary files for the tests.
 #include "tests/common/test_util.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <stdexcept>
 
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -122,6 +124,40 @@ std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
           ("sdlora_" + std::to_string(::getpid()) + "_" + name))
       .string();
+}
+
+std::string temp_dir(const std::string& name) {
+  const std::string p = temp_path(name);
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "sdlora-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::file(const std::string& rel) const {
+  const std::filesystem::path p = std::filesystem::path(path_) / rel;
+  std::filesystem::create_directories(p.parent_path());
+  return p.string();
+}
+
+TempFile::TempFile(const std::string& name) : path_(temp_path(name)) {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+TempFile::~TempFile() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
 }
 
 Tf32Scope::Tf32Scope(bool on) : saved_(allow_tf32()) { set_allow_tf32(on); }

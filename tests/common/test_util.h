@@ -71,6 +71,39 @@ std::string error_of(const std::function<void()>& f);
 // A path in the system's temporary folder, unique to this process: <tmp>/sdlora_<pid>_<name>.
 std::string temp_path(const std::string& name);
 
+// temp_path(name) as an empty folder (whatever was there is removed first); the folder stays
+// after the test so that a failing run can be inspected.
+std::string temp_dir(const std::string& name);
+
+// A fresh folder under the system's temporary folder (mkdtemp), removed with everything in it
+// on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // path() / rel, with its parent folders created.
+  std::string file(const std::string& rel) const;
+
+ private:
+  std::string path_;
+};
+
+// temp_path(name), removed (if it exists) on construction and on destruction.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& name);
+  ~TempFile();
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // Sets TF32 for float32 products on CUDA for a scope and restores the previous setting.
 class Tf32Scope {
  public:

@@ -1,7 +1,6 @@
-// Test support: temporary folders and tiny dataset files. Holds stb_image_write's implementation.
+// Test support: tiny dataset files. Holds stb_image_write's implementation.
 #include "tests/data/data_test_util.h"
 
-#include <stdlib.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -14,23 +13,6 @@
 namespace sdlora::data::test {
 
 namespace fs = std::filesystem;
-
-TempDir::TempDir() {
-  std::string tmpl = (fs::temp_directory_path() / "sdlora-data-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string TempDir::file(const std::string& rel) const {
-  const fs::path p = fs::path(path_) / rel;
-  fs::create_directories(p.parent_path());
-  return p.string();
-}
 
 std::string fixtures_dir() { return SDLORA_DATA_FIXTURES_DIR; }
 
@@ -66,6 +48,28 @@ std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims,
     for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(d >> s));
   b.insert(b.end(), data.begin(), data.end());
   return b;
+}
+
+void write_bar_dataset(const std::string& dir, const BarDataset& spec) {
+  const uint32_t n = 10u * static_cast<uint32_t>(spec.per_class);
+  for (const bool train : {true, false}) {
+    std::vector<uint8_t> pixels, labels;
+    uint32_t state = train ? spec.train_seed : spec.test_seed;
+    for (uint32_t i = 0; i < n; ++i) {
+      const int c = static_cast<int>(i % 10);
+      labels.push_back(static_cast<uint8_t>(c));
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x) {
+          state = state * 1664525u + 1013904223u;
+          const bool on = y / 2 == c % 4 && x / 4 == (c / 4) % 2 && (c < 8 || x % 2 == 0);
+          pixels.push_back(
+              static_cast<uint8_t>((on ? spec.ink : 0) + (state >> (32 - spec.noise_bits))));
+        }
+    }
+    const std::string prefix = dir + (train ? "/train" : "/t10k");
+    write_bytes(prefix + "-images-idx3-ubyte", idx_bytes({n, 8, 8}, pixels));
+    write_bytes(prefix + "-labels-idx1-ubyte", idx_bytes({n}, labels));
+  }
 }
 
 Image pattern_image(int h, int w, int c, int seed) {

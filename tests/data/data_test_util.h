@@ -1,4 +1,4 @@
-// Test support for the data suite: a temporary folder, and writers of tiny dataset files in
+// Test support for the data suite: writers of tiny dataset files in
 // every format the readers accept (idx plain and gzipped, CIFAR-100 binary and python pickles,
 // JPEG and PNG trees), so the tests need nothing outside the repository.
 #pragma once
@@ -8,23 +8,12 @@
 #include <vector>
 
 #include "data/image.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora::data::test {
 
-// A fresh folder under the system temp folder, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  // path() / rel, with parent folders created.
-  std::string file(const std::string& rel) const;
-
- private:
-  std::string path_;
-};
+// The shared temporary folder (tests/common).
+using ::sdlora::test::TempDir;
 
 // The folder of the checked-in fixtures (tests/data/fixtures).
 std::string fixtures_dir();
@@ -37,6 +26,19 @@ std::vector<uint8_t> read_bytes(const std::string& path);
 
 // An idx file of unsigned bytes with the given dims (type 0x08).
 std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data);
+
+// A Fashion-MNIST-format folder (uncompressed idx files named as the distribution names them,
+// train and t10k): 10 classes of 8 x 8 images in class order 0, 1, ..., 9, 0, 1, ..., the class
+// drawn as a 2 x 4 bar of brightness `ink` at a class-specific place (classes 8 and 9 share
+// places with 0 and 1, with every other column), plus noise below 2^noise_bits from a linear
+// congruential generator started at the split's seed.
+struct BarDataset {
+  int per_class = 12;
+  uint32_t train_seed = 5, test_seed = 11;
+  int ink = 180;
+  int noise_bits = 7;
+};
+void write_bar_dataset(const std::string& dir, const BarDataset& spec);
 
 // A test image whose pixel (y, x, ch) is (seed * 31 + y * 7 + x * 3 + ch * 50) % 256.
 Image pattern_image(int h, int w, int c, int seed);

@@ -10,24 +10,8 @@
 #include "nn/safetensors.h"
 #include "nn/sdlora.h"
 #include "nn/vit.h"
+#include "tests/common/tiny_vit.h"
 #include "tests/fuzz/fuzz_util.h"
-
-namespace {
-
-sdlora::ViTConfig tiny_config() {
-  sdlora::ViTConfig c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.in_channels = 3;
-  c.embed_dim = 16;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.num_classes = 0;
-  return c;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sdlora;
@@ -38,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const Error&) {
     return 0;
   }
-  static ViT vit(tiny_config());
+  static ViT vit(sdlora::test::tiny_vit_config(0));
   for (SDLoRAMode mode : {SDLoRAMode::kPaper, SDLoRAMode::kOfficial}) {
     SDLoRA ad(vit, mode);
     try {

@@ -19,6 +19,7 @@
 #include "nn/sdlora.h"
 #include "nn/vit.h"
 #include "tensor/random.h"
+#include "tests/common/tiny_vit.h"
 #include "tests/data/data_test_util.h"
 
 namespace fs = std::filesystem;
@@ -44,19 +45,6 @@ void put(const fs::path& dir, const std::string& name, const std::string& text) 
 std::vector<uint8_t> prefixed(uint8_t first, std::vector<uint8_t> rest) {
   rest.insert(rest.begin(), first);
   return rest;
-}
-
-ViTConfig tiny_config() {
-  ViTConfig c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.in_channels = 3;
-  c.embed_dim = 16;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.num_classes = 0;
-  return c;
 }
 
 }  // namespace
@@ -85,7 +73,7 @@ int main(int argc, char** argv) {
   }
   // A run checkpoint: the adapters with a current pair, a head and an SGD state after a step.
   {
-    ViT vit(tiny_config());
+    ViT vit(sdlora::test::tiny_vit_config(0));
     SDLoRA ad(vit, SDLoRAMode::kPaper);
     Generator gen(3);
     ad.begin_task(2, gen);

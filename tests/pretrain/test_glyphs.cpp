@@ -3,13 +3,13 @@
 // access, images show ink, and unreadable font files are skipped by load() and named by
 // load_files(). Uses Debian's DejaVu fonts (fonts-dejavu-core).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "pretrain/glyphs.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora::pretrain {
 namespace {
@@ -55,9 +55,8 @@ TEST(Glyphs, SplitByFamilyAndDeterministic) {
 
 TEST(Glyphs, BadFontFilesAreSkippedOrNamed) {
   if (!std::filesystem::exists(kDejaVu)) GTEST_SKIP() << kDejaVu << " missing (fonts-dejavu-core)";
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("sdlora_fonts_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const test::TempDir tmp;
+  const std::filesystem::path dir = tmp.path();
   const std::string bad = (dir / "broken.ttf").string();
   std::ofstream(bad) << "not a font at all";
   std::filesystem::copy_file(std::string(kDejaVu) + "/DejaVuSans.ttf", dir / "DejaVuSans.ttf");
@@ -73,7 +72,6 @@ TEST(Glyphs, BadFontFilesAreSkippedOrNamed) {
     EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
   }
   EXPECT_THROW(FontLibrary::load({(dir / "missing").string()}, "digits10"), std::exception);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

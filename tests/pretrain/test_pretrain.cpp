@@ -2,13 +2,13 @@
 // the file loads strictly as a timm ViT and records its accuracy. (The family split itself:
 // tests/pretrain/test_glyphs.cpp.)
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <numeric>
 
 #include "nn/safetensors.h"
 #include "pretrain/pretrain.h"
+#include "tests/common/test_util.h"
 
 namespace sdlora {
 namespace {
@@ -19,9 +19,8 @@ TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   if (!std::filesystem::exists(kFontDir))
     GTEST_SKIP() << kFontDir << " missing (Debian package fonts-dejavu-core)";
   pretrain::PretrainOptions o;
-  o.out = (std::filesystem::temp_directory_path() /
-           ("sdlora_pretrain_" + std::to_string(::getpid()) + ".safetensors"))
-              .string();
+  const test::TempFile out("pretrain.safetensors");
+  o.out = out.path();
   o.font_dirs = {kFontDir};
   o.charset = "digits10";
   o.train_images = 2400;
@@ -63,7 +62,6 @@ TEST(Pretrain, TinyRunLearnsAndSavesATimmCheckpoint) {
   EXPECT_TRUE(f.tensors.count("blocks.0.attn.qkv.weight"));
   EXPECT_NEAR(std::stod(f.metadata.at("heldout_accuracy")), r.heldout_accuracy, 1e-4);
   EXPECT_EQ(f.metadata.at("charset"), "digits10");
-  std::filesystem::remove(o.out);
 }
 
 }  // namespace
