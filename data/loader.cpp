@@ -8,6 +8,7 @@
 
 #include "data/rng.h"
 #include "tensor/error.h"
+#include "tensor/ops.h"
 
 namespace sdlora::data {
 
@@ -56,10 +57,17 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
                "loader: the pre-transform ", options_.pre_transform->describe(),
                " is random; only deterministic transforms may run before caching");
   if (options_.prefetch <= 0) options_.prefetch = 2 * std::max(options_.num_workers, 1);
+  using Convert = LoaderOptions::Convert;
+  convert_on_device_ = options_.convert == Convert::kDevice ||
+                       (options_.convert == Convert::kAuto && options_.device.is_cuda());
+  // Three slots: the batch being read, the one being copied, and one in between, so a copy
+  // never waits for the step before last.
+  if (convert_on_device_) ring_ = std::make_unique<UploadRing>(options_.device, 3);
   for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this] { worker_loop(); });
 }
 
 Loader::~Loader() {
+  drop_prefetched_upload();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -86,6 +94,7 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
 }
 
 void Loader::start_epoch(int64_t epoch) {
+  drop_prefetched_upload();
   auto order = std::make_shared<const std::vector<int64_t>>(epoch_order(epoch));
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,7 +135,6 @@ Batch Loader::build(int64_t generation, int64_t b, const std::vector<int64_t>& o
   std::vector<int64_t> labels(static_cast<size_t>(B));
   const bool pinned = options_.pin_memory && options_.device.is_cuda();
   int C = 0, H = 0, W = 0;
-  float* dst = nullptr;
   for (int64_t k = 0; k < B; ++k) {
     if (stop_ || generation_ != generation) return {};  // abandoned: nobody will read it
     const int64_t idx = batch.indices[static_cast<size_t>(k)];
@@ -138,13 +146,18 @@ Batch Loader::build(int64_t generation, int64_t b, const std::vector<int64_t>& o
         C = img.c;
         H = img.h;
         W = img.w;
-        batch.images = Tensor::empty({B, C, H, W}, DType::kFloat32, Device::cpu(), pinned);
-        dst = batch.images.data<float>();
+        batch.images = convert_on_device_
+                           ? Tensor::empty({B, H, W, C}, DType::kUInt8, Device::cpu(), pinned)
+                           : Tensor::empty({B, C, H, W}, DType::kFloat32, Device::cpu(), pinned);
       }
       SDLORA_CHECK(img.c == C && img.h == H && img.w == W, "transformed image is ", img.h, "x",
                    img.w, "x", img.c, " but the batch's first is ", H, "x", W, "x", C,
                    " (add a resize or crop to the transform)");
-      image_to_chw(img, options_.normalize, dst + static_cast<size_t>(k) * C * H * W);
+      const size_t per_image = static_cast<size_t>(C) * H * W;
+      if (convert_on_device_)
+        std::memcpy(batch.images.data<uint8_t>() + k * per_image, img.pixels.data(), per_image);
+      else
+        image_to_chw(img, options_.normalize, batch.images.data<float>() + k * per_image);
       labels[static_cast<size_t>(k)] = dataset_->label(idx);
     } catch (const std::exception& e) {
       SDLORA_THROW("loader: sample ", idx, " of ", dataset_->name(), " (", dataset_->source(idx),
@@ -199,6 +212,16 @@ bool Loader::next(Batch& out) {
   SDLORA_CHECK(order_ != nullptr, "loader: next() before start_epoch()");
   if (delivered_ >= num_batches()) return false;
   const int64_t b = delivered_;
+  if (prefetched_ && prefetched_->index == b) {  // its upload is already under way
+    Prefetched p = std::move(*prefetched_);
+    prefetched_.reset();
+    ++delivered_;
+    lock.unlock();
+    work_cv_.notify_all();
+    out = convert_on_device(std::move(p.host), std::move(p.ticket));
+    prefetch_upload(b + 1);
+    return true;
+  }
   Ready r;
   if (workers_.empty()) {
     const int64_t generation = generation_, epoch = epoch_;
@@ -217,8 +240,51 @@ bool Loader::next(Batch& out) {
     work_cv_.notify_all();  // the window moved
     if (r.error) std::rethrow_exception(r.error);
   }
-  out = to_device(std::move(r.batch));
+  if (!convert_on_device_) {
+    out = to_device(std::move(r.batch));
+    return true;
+  }
+  UploadRing::Ticket ticket = ring_->upload(r.batch.images);
+  out = convert_on_device(std::move(r.batch), std::move(ticket));
+  prefetch_upload(b + 1);
   return true;
+}
+
+Batch Loader::convert_on_device(Batch host, UploadRing::Ticket ticket) {
+  Batch out;
+  out.index = host.index;
+  out.indices = std::move(host.indices);
+  out.images = ring_->consume(ticket, [&](const Tensor& u8) {
+    return normalize_images(u8, options_.normalize.mean, options_.normalize.std);
+  });
+  out.labels = host.labels.to(options_.device, /*non_blocking=*/true);
+  return out;
+}
+
+void Loader::prefetch_upload(int64_t b) {
+  if (workers_.empty() || options_.device.is_cpu()) return;  // nothing would overlap
+  Batch host;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = ready_.find(b);
+    if (it == ready_.end() || it->second.error || b >= num_batches()) return;
+    host = std::move(it->second.batch);
+    ready_.erase(it);
+  }
+  Prefetched p;
+  p.index = b;
+  p.ticket = ring_->upload(host.images);
+  p.host = std::move(host);
+  prefetched_ = std::move(p);
+}
+
+void Loader::drop_prefetched_upload() {
+  if (!prefetched_) return;
+  try {
+    ring_->abandon(prefetched_->ticket);
+  } catch (...) {  // a failing device: nothing left to order; the memory is reclaimed at exit
+  }
+  prefetched_.reset();
 }
 
 LoaderStats Loader::stats() const {

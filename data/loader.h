@@ -1,10 +1,12 @@
 // The threaded loader: worker threads decode, augment and assemble whole batches ahead of the
 // consumer, into pinned host memory when the target is a GPU; next() hands them over on the
-// target device in order. The epoch's order and every sample's augmentation depend only on
-// (seed, epoch), never on the number of threads or their timing. Decoded images are cached in
-// memory across epochs within a byte budget. A worker's error (a bad file) is rethrown by the
-// next() that reaches its batch, naming the file; the destructor stops and joins the workers
-// even in the middle of an epoch.
+// target device in order. Batches bound for a GPU travel as uint8 (a quarter of float32's bytes)
+// on the device's copy stream, the next batch's copy overlapping the current step, and the device
+// converts and normalises them (normalize_images). The epoch's order and every sample's
+// augmentation depend only on (seed, epoch), never on the number of threads or their timing.
+// Decoded images are cached in memory across epochs within a byte budget. A worker's error (a bad
+// file) is rethrown by the next() that reaches its batch, naming the file; the destructor stops and
+// joins the workers even in the middle of an epoch.
 #pragma once
 
 #include <atomic>
@@ -14,17 +16,20 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "data/dataset.h"
 #include "data/transforms.h"
 #include "tensor/tensor.h"
+#include "tensor/upload.h"
 
 namespace sdlora::data {
 
 struct Batch {
-  Tensor images;                 // float32 (B, C, H, W) on the loader's device
+  Tensor images;                 // float32 (B, C, H, W) on the loader's device (inside the
+                                 // loader, before conversion: uint8 (B, H, W, C) on the host)
   Tensor labels;                 // int64 (B) on the loader's device
   std::vector<int64_t> indices;  // dataset indices of the samples, in batch order
   int64_t index = 0;             // position of the batch in its epoch
@@ -45,6 +50,11 @@ struct LoaderOptions {
   TransformPtr pre_transform;
   TransformPtr transform;
   Normalize normalize;
+  // Where uint8 images become normalised float32: kHost (in the workers, float32 batches are
+  // copied), kDevice (uint8 batches are copied, on the copy stream when the device is a GPU, and
+  // normalize_images converts them there; the same values), kAuto (kDevice on a GPU, else kHost).
+  enum class Convert { kAuto, kHost, kDevice };
+  Convert convert = Convert::kAuto;
 };
 
 struct LoaderStats {
@@ -79,6 +89,8 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   int64_t size() const { return dataset_->size(); }
+  // Whether batches are converted to float32 on the target device (options().convert resolved).
+  bool converts_on_device() const { return convert_on_device_; }
   int64_t num_batches() const;
   const LoaderOptions& options() const { return options_; }
   const Dataset& dataset() const { return *dataset_; }
@@ -103,6 +115,11 @@ class Loader {
   std::shared_ptr<const Image> decoded(int64_t index);
   void worker_loop();
   Batch to_device(Batch host) const;
+  // Device conversion: the uint8 batch's upload (started earlier or now) becomes float32 there.
+  Batch convert_on_device(Batch host, UploadRing::Ticket ticket);
+  // Starts the upload of batch b when a worker has it ready (consumer thread only).
+  void prefetch_upload(int64_t b);
+  void drop_prefetched_upload();
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
@@ -118,6 +135,17 @@ class Loader {
   int64_t claimed_ = 0, delivered_ = 0;
   std::map<int64_t, Ready> ready_;
   std::vector<std::thread> workers_;
+
+  // Device conversion (consumer thread only): the upload ring and the batch whose copy runs
+  // while the consumer works on the previous one.
+  bool convert_on_device_ = false;
+  std::unique_ptr<UploadRing> ring_;
+  struct Prefetched {
+    int64_t index = -1;
+    Batch host;
+    UploadRing::Ticket ticket;
+  };
+  std::optional<Prefetched> prefetched_;
 };
 
 }  // namespace sdlora::data

@@ -62,6 +62,15 @@ struct GemmEpilogue {
   Tensor* bias_grad = nullptr;
 };
 
+// Per-channel normalisation of uint8 images: out = (x / 255 - mean[c]) * inv_std[c], or x / 255
+// when !enabled (inv_std = 1 / std computed in float32, as the loader's host conversion does).
+struct ImageNorm {
+  static constexpr int kMaxChannels = 4;
+  bool enabled = false;
+  float mean[kMaxChannels] = {0, 0, 0, 0};
+  float inv_std[kMaxChannels] = {1, 1, 1, 1};
+};
+
 // A tensor seen as (outer, n, inner), reduced or indexed along n.
 struct AxisPlan {
   int64_t outer = 1, n = 1, inner = 1;
@@ -143,6 +152,8 @@ class Backend {
   // ViT patches (float): x (B, C, H, W) <-> patches (B, N, C p p)
   virtual void patchify(const Tensor& x, int64_t p, Tensor& out) = 0;
   virtual void unpatchify(const Tensor& patches, int64_t p, Tensor& out) = 0;
+  // uint8 x (B, H, W, C) -> float32 out (B, C, H, W), normalised per channel.
+  virtual void normalize_images(const Tensor& x, const ImageNorm& norm, Tensor& out) = 0;
 };
 
 Backend& cpu_backend();

@@ -194,6 +194,14 @@ Tensor patchify(const Tensor& x, int64_t p);
 Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64_t width,
                   int64_t p);
 
+// ---- Input images
+// uint8 images (B, H, W, C) as decoded -> float32 (B, C, H, W) on the same device: x / 255, then
+// (x - mean[c]) / std[c] when mean and std are given (one per channel, C <= 4), computed exactly
+// as the loader's host conversion (data/transforms.h image_to_chw), so a batch normalised on the
+// GPU equals the one normalised on the host.
+Tensor normalize_images(const Tensor& images, const std::vector<float>& mean,
+                        const std::vector<float>& std);
+
 // ---- CUDA settings (no-ops on CPU-only builds)
 void set_allow_tf32(bool allow);  // TF32 tensor cores for float32 products on CUDA
 bool allow_tf32();

@@ -1,4 +1,7 @@
-// Softmax, LayerNorm, cross-entropy and ViT patches: checks, shapes, dispatch.
+// Softmax, LayerNorm, cross-entropy, ViT patches and input image conversion: checks, shapes,
+// dispatch.
+#include <cmath>
+
 #include "tensor/ops_common.h"
 
 namespace sdlora {
@@ -182,6 +185,32 @@ Tensor unpatchify(const Tensor& patches, int64_t channels, int64_t height, int64
       Tensor::empty({patches.size(0), channels, height, width}, pc.dtype(), patches.device());
   if (out.numel() > 0) be.unpatchify(pc, p, out);
   return result_as(out, patches.dtype());
+}
+
+Tensor normalize_images(const Tensor& images, const std::vector<float>& mean,
+                        const std::vector<float>& std) {
+  check_defined(images, "normalize_images", "images");
+  SDLORA_CHECK(images.dtype() == DType::kUInt8 && images.ndim() == 4,
+               "normalize_images: images should be uint8 (B, H, W, C), got ", images.describe());
+  const int64_t B = images.size(0), H = images.size(1), W = images.size(2), C = images.size(3);
+  SDLORA_CHECK(C >= 1 && C <= ImageNorm::kMaxChannels, "normalize_images: ", C, " channels; 1 to ",
+               ImageNorm::kMaxChannels, " are supported");
+  SDLORA_CHECK(
+      mean.size() == std.size() && (mean.empty() || static_cast<int64_t>(mean.size()) == C),
+      "normalize_images: ", mean.size(), " means and ", std.size(), " stds for ", C,
+      " channels (give one of each per channel, or none)");
+  ImageNorm norm;
+  norm.enabled = !mean.empty();
+  for (size_t c = 0; c < mean.size(); ++c) {
+    SDLORA_CHECK(std[c] > 0.0f && std::isfinite(std[c]) && std::isfinite(mean[c]),
+                 "normalize_images: channel ", c, " has mean ", mean[c], " and std ", std[c],
+                 " (std must be positive and both finite)");
+    norm.mean[c] = mean[c];
+    norm.inv_std[c] = 1.0f / std[c];
+  }
+  Tensor out = Tensor::empty({B, C, H, W}, DType::kFloat32, images.device());
+  if (out.numel() > 0) backend_for(images.device()).normalize_images(images, norm, out);
+  return out;
 }
 
 }  // namespace sdlora

@@ -57,6 +57,7 @@ class CudaBackend final : public Backend {
   // patch.cu
   void patchify(const Tensor& x, int64_t p, Tensor& out) override;
   void unpatchify(const Tensor& patches, int64_t p, Tensor& out) override;
+  void normalize_images(const Tensor& x, const ImageNorm& norm, Tensor& out) override;
 };
 
 }  // namespace sdlora::cuda

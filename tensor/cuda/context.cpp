@@ -42,12 +42,13 @@ namespace {
 struct DeviceContext {
   int index = 0;
   cudaStream_t stream = nullptr;
+  cudaStream_t copy_stream = nullptr;
   cublasHandle_t cublas = nullptr;
 #ifdef SDLORA_WITH_CUDNN
   cudnnHandle_t cudnn = nullptr;
 #endif
   std::unique_ptr<CachingPool> pool;
-  std::once_flag stream_once, cublas_once, cudnn_once;
+  std::once_flag stream_once, copy_stream_once, cublas_once, cudnn_once;
 };
 
 // Contexts are never destroyed: handles must outlive every static tensor, and the driver
@@ -126,6 +127,15 @@ cudaStream_t stream(int index) {
     SDLORA_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
   });
   return ctx.stream;
+}
+
+cudaStream_t copy_stream(int index) {
+  DeviceContext& ctx = context(index);
+  std::call_once(ctx.copy_stream_once, [&] {
+    set_device(index);
+    SDLORA_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx.copy_stream, cudaStreamNonBlocking));
+  });
+  return ctx.copy_stream;
 }
 
 cublasHandle_t cublas(int index) {

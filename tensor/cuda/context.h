@@ -1,5 +1,5 @@
-// The per-device CUDA context: one compute stream, one cuBLAS handle (and one cuDNN handle when
-// built with cuDNN), created lazily; the device memory pools. Host code only.
+// The per-device CUDA context: one compute stream and one copy stream, one cuBLAS handle (and one
+// cuDNN handle when built with cuDNN), created lazily; the device memory pools. Host code only.
 #pragma once
 
 #include <cublas_v2.h>
@@ -31,6 +31,9 @@ int device_count();
 // Makes `index` the calling thread's current device.
 void set_device(int index);
 cudaStream_t stream(int index = 0);
+// The device's copy stream: host-to-device uploads that overlap the compute stream (tensor/upload.h
+// orders them against it with events).
+cudaStream_t copy_stream(int index = 0);
 cublasHandle_t cublas(int index = 0);
 #ifdef SDLORA_WITH_CUDNN
 cudnnHandle_t cudnn(int index = 0);

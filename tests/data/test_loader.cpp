@@ -99,6 +99,31 @@ TEST(Loader, SameBatchesWhateverTheThreadCount) {
   EXPECT_NE(e0[0].indices, e1[0].indices);  // each epoch reshuffles
 }
 
+TEST(Loader, DeviceConversionGivesTheHostConversionsValues) {
+  // uint8 batches converted by normalize_images (on the CPU here; on a GPU in
+  // test_gpu_loader.cpp) against the workers' float conversion, with and without normalisation.
+  auto ds = std::make_shared<ToyDataset>(29);
+  for (const bool normalise : {false, true}) {
+    for (int workers : {0, 3}) {
+      SCOPED_TRACE(::testing::Message() << "normalise " << normalise << ", workers " << workers);
+      LoaderOptions o = options(workers);
+      if (normalise) o.normalize = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+      Loader host(ds, o);
+      o.convert = LoaderOptions::Convert::kDevice;
+      Loader device(ds, o);
+      EXPECT_FALSE(host.converts_on_device());
+      EXPECT_TRUE(device.converts_on_device());
+      for (int64_t epoch : {0, 1}) {
+        const EpochRecord a = run_epoch(host, epoch), b = run_epoch(device, epoch);
+        EXPECT_EQ(b.indices, a.indices);
+        EXPECT_EQ(b.labels, a.labels);
+        EXPECT_EQ(b.batch_sizes, a.batch_sizes);
+        EXPECT_EQ(b.pixels, a.pixels);  // the same float operations: bit for bit
+      }
+    }
+  }
+}
+
 TEST(Loader, EveryEpochVisitsEverySampleOnceInBatches) {
   auto ds = std::make_shared<ToyDataset>(37);
   Loader loader(ds, options(2));

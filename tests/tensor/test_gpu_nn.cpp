@@ -1,11 +1,13 @@
 // CUDA against the CPU for the network kernels: softmax and log-softmax (forward, backward),
 // LayerNorm (forward with its statistics, backward with dw/db), cross-entropy with dloss read
-// on the device. Rows short enough for a warp each and long enough for a block each.
+// on the device, input image conversion and the upload ring. Rows short enough for a warp each and
+// long enough for a block each.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "tensor/ops.h"
+#include "tensor/upload.h"
 #include "tests/tensor/gpu_compare.h"
 
 namespace sdlora::test {
@@ -175,6 +177,30 @@ TEST(GpuCrossEntropy, LabelOutOfRangeGivesNaNNotACrash) {
   for (int j = 4; j < 12; ++j)
     EXPECT_TRUE(std::isnan(v[static_cast<size_t>(j)])) << "element " << j;
   synchronize(gpu());  // the device is still healthy
+}
+
+TEST(GpuImages, NormalizeAndTheUploadRingMatchCpu) {
+  SDLORA_REQUIRE_GPU();
+  const std::vector<float> mean = {0.485f, 0.456f, 0.406f}, std = {0.229f, 0.224f, 0.225f};
+  UploadRing ring(gpu(), 2);
+  for (int round = 0; round < 5; ++round) {  // slots reused, and grown by the larger batches
+    const int64_t b = 1 + round % 3;
+    std::vector<uint8_t> v(static_cast<size_t>(b * 13 * 11 * 3));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint8_t>((i * 37 + round * 11) % 256);
+    const Tensor host = Tensor::from_vector(v, {b, 13, 11, 3});
+    const Tensor want = normalize_images(host, mean, std);
+    // The same float operations as the host: equal, not merely close.
+    EXPECT_EQ(normalize_images(host.to(gpu()), mean, std).to_vector<float>(),
+              want.to_vector<float>());
+    UploadRing::Ticket t = ring.upload(host);
+    const Tensor got =
+        ring.consume(t, [&](const Tensor& u8) { return normalize_images(u8, mean, std); });
+    ASSERT_TRUE(got.device().is_cuda());
+    EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>()) << "round " << round;
+  }
+  UploadRing::Ticket dropped = ring.upload(Tensor::zeros({4}, DType::kUInt8));
+  ring.abandon(dropped);
+  synchronize(gpu());
 }
 
 }  // namespace
