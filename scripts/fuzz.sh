@@ -5,15 +5,21 @@
 # input that caused it is kept in build-fuzz/findings/<harness>/.
 #   scripts/fuzz.sh [SECONDS]         every harness
 #   FUZZERS="idx pickle" scripts/fuzz.sh 30
+#   SDLORA_FUZZ_DIR=build-asan scripts/fuzz.sh 20   in a sanitizer build tree that also holds the
+#                                                 test suite (scripts/test.sh does this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-dir=build-fuzz
+dir=${SDLORA_FUZZ_DIR:-build-fuzz}
 all="safetensors checkpoint pickle cifar_binary idx image image_lists config state"
 fuzzers=${FUZZERS:-$all}
 
-CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSDLORA_WERROR=ON -DSDLORA_CUDA=OFF -DSDLORA_FUZZ=ON -DSDLORA_BUILD_TESTS=OFF >/dev/null
+if [ -f "$dir/CMakeCache.txt" ]; then  # an existing tree keeps its other options (tests, ...)
+  cmake -S . -B "$dir" -DSDLORA_FUZZ=ON >/dev/null
+else
+  CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DSDLORA_WERROR=ON -DSDLORA_CUDA=OFF -DSDLORA_FUZZ=ON -DSDLORA_BUILD_TESTS=OFF >/dev/null
+fi
 cmake --build "$dir" -j "$(nproc)" --target fuzz_make_corpus $(for f in $fuzzers; do echo fuzz_$f; done)
 
 rm -rf "$dir/seeds"
