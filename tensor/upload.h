@@ -48,7 +48,9 @@ class UploadRing {
   struct Slot;
   Device device_;
   std::vector<Slot> slots_;
-  int next_ = 0, outstanding_ = 0;
+#ifdef SDLORA_WITH_CUDA
+  int next_ = 0, outstanding_ = 0;  // the slot the next upload takes; uploads not yet consumed
+#endif
 };
 
 }  // namespace sdlora
