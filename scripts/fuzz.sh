@@ -24,6 +24,13 @@ cmake --build "$dir" -j "$(nproc)" --target fuzz_make_corpus $(for f in $fuzzers
 
 rm -rf "$dir/seeds"
 "$dir/tests/fuzz/fuzz_make_corpus" "$dir/seeds" "$PWD"
+# The harnesses hand their input to the parsers as files: in memory (/dev/shm) that is about five
+# times faster than on disk. A private folder, removed at the end.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  TMPDIR=$(mktemp -d /dev/shm/sdlora-fuzz.XXXXXX)
+  export TMPDIR
+  trap 'rm -rf "$TMPDIR"' EXIT
+fi
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=""

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs missing Debian packages, checks the formatting (scripts/format.sh --check), then
-# configures, builds and runs the whole test suite:
-# once with the CUDA backend when nvcc is present (build/), once CPU-only (build-cpu/).
-# GPU tests skip with a printed reason on machines without a GPU. The full run then adds 20 s of
-# each fuzzer (scripts/fuzz.sh) and the crash test (scripts/crash-test.sh: a tiny training run
-# killed at every rename and resumed); --sanitize adds the CPU suite under ASan + UBSan
-# (build-asan/, clang).
-#   scripts/test.sh              both configurations, fuzzers, crash test (CI)
+# configures, builds and runs the whole test suite twice:
+#   build/       the default configuration: the CUDA backend when nvcc is present (g++, nvcc);
+#                GPU tests skip with a printed reason on machines without a GPU;
+#   build-asan/  CPU-only, clang, every object under ASan + UBSan (any finding fails its test,
+#                leaks included), which also builds the libFuzzer harnesses.
+# The full run then gives each fuzzer 20 s in build-asan (scripts/fuzz.sh) and runs the crash
+# test (scripts/crash-test.sh: a tiny training run killed at every rename and resumed) with the
+# sanitized binary.
+#   scripts/test.sh              all of the above (CI)
 #   scripts/test.sh --quick      the default configuration only
-#   scripts/test.sh --sanitize   everything, plus the sanitizer suite
+#   scripts/test.sh --plain-cpu  all of the above, plus an uninstrumented CPU-only build (build-cpu/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -32,14 +34,14 @@ run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
 
 run_suite build -DSDLORA_CUDA=AUTO
 if [ "${1:-}" != "--quick" ]; then
+  # Sanitizers and fuzzers in one clang tree: the CPU suite under ASan + UBSan (LeakSanitizer on),
+  # then 20 s of each fuzzer, then the crash test with the sanitized binary.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  CC=clang CXX=clang++ run_suite build-asan -DSDLORA_CUDA=OFF -DSDLORA_SANITIZE=ON -DSDLORA_FUZZ=ON
+  SDLORA_FUZZ_DIR=build-asan scripts/fuzz.sh 20
+  scripts/crash-test.sh build-asan/apps/sdlora
+fi
+if [ "${1:-}" = "--plain-cpu" ]; then
   run_suite build-cpu -DSDLORA_CUDA=OFF
-fi
-if [ "${1:-}" != "--quick" ]; then
-  # Every fuzzer for 20 s, then the crash test on the CPU build.
-  scripts/fuzz.sh 20
-  scripts/crash-test.sh build-cpu/apps/sdlora
-fi
-if [ "${1:-}" = "--sanitize" ] || [ "${2:-}" = "--sanitize" ]; then
-  # The CPU suite under ASan + UBSan (clang).
-  CC=clang CXX=clang++ run_suite build-asan -DSDLORA_CUDA=OFF -DSDLORA_SANITIZE=ON
 fi
