@@ -8,8 +8,8 @@
 SDLORA_BUILD_PACKAGES="build-essential cmake ninja-build unzip python3-pip clang-format"
 SDLORA_LIB_PACKAGES="libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
   libplplot-dev plplot-driver-cairo libsleef-dev libturbojpeg0-dev"
-# Sanitizer and fuzz builds (scripts/test.sh, scripts/fuzz.sh): clang with its runtimes.
-SDLORA_CHECK_PACKAGES="clang libclang-rt-14-dev"
+# Sanitizer and fuzz builds (scripts/test.sh, scripts/fuzz.sh): clang with its runtimes and OpenMP.
+SDLORA_CHECK_PACKAGES="clang libclang-rt-14-dev libomp-dev"
 SDLORA_PACKAGES="$SDLORA_BUILD_PACKAGES $SDLORA_LIB_PACKAGES $SDLORA_CHECK_PACKAGES fonts-dejavu-core
   dataset-fashion-mnist"
 

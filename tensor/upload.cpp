@@ -25,7 +25,8 @@ struct UploadRing::Slot {
 UploadRing::UploadRing(Device device, int slots) : device_(device) {
   SDLORA_CHECK(slots >= 1, "upload ring: needs at least one slot, got ", slots);
 #ifndef SDLORA_WITH_CUDA
-  SDLORA_CHECK(device.is_cpu(), "upload ring on ", device.str(), ": this build has no CUDA backend");
+  SDLORA_CHECK(device.is_cpu(), "upload ring on ", device.str(),
+               ": this build has no CUDA backend");
 #endif
   slots_.resize(static_cast<size_t>(device.is_cpu() ? 0 : slots));
 #ifdef SDLORA_WITH_CUDA
@@ -67,7 +68,8 @@ UploadRing::Ticket UploadRing::upload(const Tensor& host) {
   }
 #ifdef SDLORA_WITH_CUDA
   const int n = static_cast<int>(slots_.size());
-  SDLORA_CHECK(outstanding_ < n, "upload ring: ", n, " uploads are outstanding (consume one first)");
+  SDLORA_CHECK(outstanding_ < n, "upload ring: ", n,
+               " uploads are outstanding (consume one first)");
   t.slot = next_;
   next_ = (next_ + 1) % n;
   ++outstanding_;

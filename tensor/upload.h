@@ -23,7 +23,7 @@ class UploadRing {
  public:
   struct Ticket {
     int slot = -1;
-    Tensor host;  // the source (kept alive until consumed or abandoned)
+    Tensor host;    // the source (kept alive until consumed or abandoned)
     Tensor device;  // the slot's view with the source's shape
   };
 

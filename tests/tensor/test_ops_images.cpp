@@ -52,13 +52,18 @@ TEST(OpsImages, BadArgumentsAreNamed) {
   const Tensor rgb = byte_images({1, 2, 2, 3}, 4);
   EXPECT_TRUE(throws_naming([&] { normalize_images(cast(rgb, DType::kFloat32), {}, {}); },
                             "uint8 (B, H, W, C)"));
-  EXPECT_TRUE(throws_naming([&] { normalize_images(rgb.reshape({1, 4, 3}), {}, {}); },
-                            "uint8 (B, H, W, C)"));
-  EXPECT_TRUE(throws_naming([&] { normalize_images(rgb, {0.5f}, {0.5f}); }, "1 means"));
-  EXPECT_TRUE(
-      throws_naming([&] { normalize_images(rgb, {0, 0, 0}, {1, 0, 1}); }, "channel 1"));
   EXPECT_TRUE(throws_naming(
-      [&] { normalize_images(byte_images({1, 2, 2, 5}, 5), {}, {}); }, "5 channels"));
+      [&] {
+        normalize_images(rgb.reshape({1, 4, 3}), {}, {});
+      },
+      "uint8 (B, H, W, C)"));
+  EXPECT_TRUE(throws_naming([&] { normalize_images(rgb, {0.5f}, {0.5f}); }, "1 means"));
+  EXPECT_TRUE(throws_naming([&] { normalize_images(rgb, {0, 0, 0}, {1, 0, 1}); }, "channel 1"));
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        normalize_images(byte_images({1, 2, 2, 5}, 5), {}, {});
+      },
+      "5 channels"));
 }
 
 TEST(UploadRing, OnTheCpuAnUploadIsTheHostTensor) {
@@ -69,8 +74,8 @@ TEST(UploadRing, OnTheCpuAnUploadIsTheHostTensor) {
   const Tensor y = ring.consume(t, [](const Tensor& u8) { return normalize_images(u8, {}, {}); });
   EXPECT_TRUE(all_close(y, reference(host, {}, {}), 1e-7, 1e-7, "consumed"));
   EXPECT_FALSE(t.host.defined());
-  EXPECT_TRUE(throws_naming([&] { ring.consume(t, [](const Tensor& x) { return x; }); },
-                            "empty ticket"));
+  EXPECT_TRUE(
+      throws_naming([&] { ring.consume(t, [](const Tensor& x) { return x; }); }, "empty ticket"));
   EXPECT_TRUE(throws_naming([] { UploadRing bad(Device::cpu(), 0); }, "at least one slot"));
 }
 
