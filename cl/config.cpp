@@ -382,7 +382,7 @@ void Config::validate() const {
   try {
     vit_config().validate();
   } catch (const std::exception& e) {
-    SDLORA_THROW("config keys backbone/image_size/patch_size/embed_dim/depth/num_heads: ",
+    SDLORA_THROW("config keys backbone/image_size/patch_size/embed_dim/depth/num_heads/mlp_ratio: ",
                  e.what());
   }
   try {

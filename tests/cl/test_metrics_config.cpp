@@ -121,6 +121,7 @@ TEST(Config, ErrorsNameTheKey) {
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": 18446744073709551615})"); },
                             "expected an integer"));
   EXPECT_TRUE(throws_naming([] { config_from_json(R"({"epochs": 2.5})"); }, "'epochs'"));
+  EXPECT_TRUE(throws_naming([] { config_from_json(R"({"mlp_ratio": 1e40})"); }, "mlp_ratio"));
   const std::string nested = std::string(20000, '[') + std::string(20000, ']');
   EXPECT_TRUE(throws_naming([&] { config_from_json("{\"epochs\": " + nested + "}"); },
                             "array of 1 entries"));

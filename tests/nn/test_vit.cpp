@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <set>
 
 #include "autograd/functions.h"
@@ -98,6 +99,17 @@ TEST(ViT, InvalidConfigsAndInputsAreNamed) {
   c = tiny_config(0);
   c.num_heads = 3;
   EXPECT_NE(error_of([&] { ViT v(c); }).find("heads 3"), std::string::npos);
+  // Sizes beyond any ViT (found by fuzz_state: a ratio of 1e40 made the hidden width's
+  // float-to-int conversion undefined) are refused before anything is derived from them.
+  c = tiny_config(0);
+  c.mlp_ratio = 1e40;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("MLP ratio 1e+40"), std::string::npos);
+  c.mlp_ratio = std::numeric_limits<double>::infinity();
+  EXPECT_NE(error_of([&] { c.validate(); }).find("2^31 or more hidden units"), std::string::npos);
+  c = tiny_config(0);
+  c.image_size = int64_t{1} << 40;
+  c.patch_size = 1;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("beyond the supported sizes"), std::string::npos);
   ViT v(tiny_config(0));
   EXPECT_NE(error_of([&] {
               (void)v.forward(Tensor::zeros({1, 3, 16, 16}));
