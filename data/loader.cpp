@@ -212,18 +212,16 @@ bool Loader::next(Batch& out) {
   SDLORA_CHECK(order_ != nullptr, "loader: next() before start_epoch()");
   if (delivered_ >= num_batches()) return false;
   const int64_t b = delivered_;
+  Ready r;
+  std::optional<UploadRing::Ticket> ticket;
   if (prefetched_ && prefetched_->index == b) {  // its upload is already under way
-    Prefetched p = std::move(*prefetched_);
+    r.batch = std::move(prefetched_->host);
+    ticket = std::move(prefetched_->ticket);
     prefetched_.reset();
     ++delivered_;
     lock.unlock();
     work_cv_.notify_all();
-    out = convert_on_device(std::move(p.host), std::move(p.ticket));
-    prefetch_upload(b + 1);
-    return true;
-  }
-  Ready r;
-  if (workers_.empty()) {
+  } else if (workers_.empty()) {
     const int64_t generation = generation_, epoch = epoch_;
     const auto order = order_;
     ++delivered_;
@@ -244,8 +242,8 @@ bool Loader::next(Batch& out) {
     out = to_device(std::move(r.batch));
     return true;
   }
-  UploadRing::Ticket ticket = ring_->upload(r.batch.images);
-  out = convert_on_device(std::move(r.batch), std::move(ticket));
+  if (!ticket) ticket = ring_->upload(r.batch.images);
+  out = convert_on_device(std::move(r.batch), std::move(*ticket));
   prefetch_upload(b + 1);
   return true;
 }
