@@ -7,9 +7,12 @@
 #   FUZZERS="idx pickle" scripts/fuzz.sh 30
 #   SDLORA_FUZZ_DIR=build-asan scripts/fuzz.sh 20   in a sanitizer build tree that also holds the
 #                                                 test suite (scripts/test.sh does this)
+#   RUNS=10000000 scripts/fuzz.sh 100000   a long run: each harness stops after RUNS executions
+#                                          (or SECONDS); the corpus carries over between runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+runs=${RUNS:--1}
 dir=${SDLORA_FUZZ_DIR:-build-fuzz}
 all="safetensors checkpoint pickle cifar_binary idx image image_lists config state"
 fuzzers=${FUZZERS:-$all}
@@ -40,7 +43,7 @@ for f in $fuzzers; do
   mkdir -p "$corpus" "$findings"
   echo "== fuzz_$f for ${seconds}s"
   if ! "$dir/tests/fuzz/fuzz_$f" "$corpus" "$dir/seeds/$f" -max_total_time="$seconds" \
-      -timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$findings/" \
+      -runs="$runs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$findings/" \
       -print_final_stats=1 2>"$dir/fuzz_$f.log"; then
     tail -n 40 "$dir/fuzz_$f.log"
     failed="$failed $f"
