@@ -95,7 +95,19 @@ void backward(const Var& out, const Tensor& dout) {
       pending.erase(it);
     }
     std::vector<Tensor> grads;
-    if (dy.defined()) grads = node->backward(dy);
+    if (dy.defined()) {
+      // Pending gradients the node adds into its own (Node::folds): the engine lets go of them.
+      for (size_t i = 0; i < node->num_inputs(); ++i) {
+        const Edge& e = node->edges()[i];
+        if (!e.node || !node->folds(i)) continue;
+        if (auto it = pending.find(e.node.get());
+            it != pending.end() && it->second.grad.defined()) {
+          node->fold(i, std::move(it->second.grad));
+          pending.erase(it);
+        }
+      }
+      grads = node->backward(dy);
+    }
     std::vector<Edge> edges = node->take_edges();
     node->release_saved();
     for (size_t i = 0; i < grads.size() && i < edges.size(); ++i) {

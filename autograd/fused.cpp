@@ -174,16 +174,20 @@ class LayerNormNode final : public Node {
         rstd_(std::move(rstd)) {}
 
   std::vector<Tensor> backward(const Tensor& dy) override {
-    if (!needs_grad(1) && !needs_grad(2))  // frozen weight and bias: dx alone
-      return {layernorm_backward_dx(dy, x_, w_, mean_, rstd_), Tensor(), Tensor()};
+    if (frozen())  // dx alone, with x's other gradient (the residual stream's) folded in
+      return {layernorm_backward_dx(dy, x_, w_, mean_, rstd_, residual_), Tensor(), Tensor()};
     LayerNormGrads g = layernorm_backward(dy, x_, w_, mean_, rstd_);
     return {needs_grad(0) ? g.dx : Tensor(), needs_grad(1) ? g.dw : Tensor(),
             needs_grad(2) ? g.db : Tensor()};
   }
-  void release_saved() override { x_ = w_ = mean_ = rstd_ = Tensor(); }
+  bool folds(size_t input) const override { return input == 0 && frozen(); }
+  void fold(size_t, Tensor pending) override { residual_ = std::move(pending); }
+  void release_saved() override { x_ = w_ = mean_ = rstd_ = residual_ = Tensor(); }
 
  private:
+  bool frozen() const { return needs_grad(0) && !needs_grad(1) && !needs_grad(2); }
   Tensor x_, w_, mean_, rstd_;
+  Tensor residual_;  // x's gradient from its other consumers, when the engine folded it in
 };
 }  // namespace
 

@@ -38,6 +38,14 @@ class Node {
   // Frees everything backward needed; called by the engine right after backward.
   virtual void release_saved() = 0;
 
+  // Folding: a node may add the gradient its input has already received from other consumers
+  // into its own in one pass (a pre-norm LayerNorm adds the residual stream's gradient to its dx).
+  // For an input where folds(i) is true and a gradient is pending, the engine hands that gradient
+  // over with fold(i, pending) before backward() and no longer holds it; backward() must then
+  // return pending + its own gradient for input i (a fresh tensor: `pending` may be shared).
+  virtual bool folds(size_t /*input*/) const { return false; }
+  virtual void fold(size_t /*input*/, Tensor /*pending*/) {}
+
   const char* name() const { return name_; }
   size_t num_inputs() const { return edges_.size(); }
   bool needs_grad(size_t i) const { return edges_[i].defined(); }

@@ -127,10 +127,11 @@ class Backend {
                                   Tensor& dw, Tensor& db) = 0;
 
   // dx only, for a LayerNorm whose weight and bias are frozen (cpu/fused_layernorm.cpp,
-  // cuda/fused_layernorm.cu): w in x's dtype on the CPU, float32 on CUDA
+  // cuda/fused_layernorm.cu): w in x's dtype on the CPU, float32 on CUDA; dx = residual + the
+  // LayerNorm's dx when `residual` is defined (x's shape and dtype)
   virtual void layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
                                      const Tensor& mean, const Tensor& rstd, int64_t cols,
-                                     Tensor& dx) = 0;
+                                     const Tensor& residual, Tensor& dx) = 0;
 
   // layout, any dtype
   virtual void permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) = 0;

@@ -161,9 +161,12 @@ struct LayerNormGrads {
 LayerNormGrads layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                   const Tensor& mean, const Tensor& rstd);
 // dx alone, for a LayerNorm whose weight and bias are frozen: no dw / db sums over the rows.
-// dx agrees with layernorm_backward's to float rounding (tensor/ops_fused_norm.cpp).
+// dx agrees with layernorm_backward's to float rounding (tensor/ops_fused_norm.cpp). With
+// `residual` (x's shape and dtype): residual + dx in the same pass, the gradient the residual
+// stream already carries folded in (a pre-norm block's x feeds both the LayerNorm and the
+// residual add), so no separate add reads and writes the whole activation again.
 Tensor layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
-                             const Tensor& rstd);
+                             const Tensor& rstd, const Tensor& residual = Tensor());
 
 // ---- layout (materialising)
 Tensor permute(const Tensor& x, const std::vector<int64_t>& perm);

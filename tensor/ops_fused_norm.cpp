@@ -1,5 +1,6 @@
 // LayerNorm backward for frozen weight and bias: dx only (the dw and db sums over every row are
-// skipped). Checks and dtypes here; the kernels are the backends' layernorm_backward_dx.
+// skipped), optionally with the residual stream's gradient added in the same pass. Checks and
+// dtypes here; the kernels are the backends' layernorm_backward_dx.
 #include "tensor/ops_common.h"
 
 namespace sdlora {
@@ -7,7 +8,7 @@ namespace sdlora {
 using namespace detail;
 
 Tensor layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
-                             const Tensor& rstd) {
+                             const Tensor& rstd, const Tensor& residual) {
   const char* op = "layernorm_backward_dx";
   check_defined(dy, op, "dy");
   check_defined(x, op, "x");
@@ -27,12 +28,18 @@ Tensor layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
     SDLORA_CHECK(s->dtype() == DType::kFloat32 && s->shape() == Shape{rows}, op, ": statistics ",
                  s->describe(), " should be float32[", rows, "]");
   }
+  if (residual.defined()) {
+    check_same_device(x, residual, op);
+    SDLORA_CHECK(residual.shape() == x.shape() && residual.dtype() == dy.dtype(), op,
+                 ": residual gradient ", residual.describe(), " should match dy ", dy.describe());
+  }
   Backend& be = float_backend(x, op);
   const Tensor dyc = compute_view(dy), xc = compute_view(x);
+  const Tensor rc = residual.defined() ? compute_view(residual) : Tensor();
   // The weight in x's compute dtype on the CPU, float32 on CUDA (C values: a negligible cast).
   const Tensor wc = result_as(w, x.device().is_cpu() ? xc.dtype() : DType::kFloat32);
   Tensor dx = Tensor::empty(x.shape(), xc.dtype(), x.device());
-  be.layernorm_backward_dx(dyc, xc, wc, mean, rstd, C, dx);
+  be.layernorm_backward_dx(dyc, xc, wc, mean, rstd, C, rc, dx);
   return result_as(dx, x.dtype());
 }
 

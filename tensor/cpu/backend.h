@@ -41,7 +41,8 @@ class CpuBackend final : public Backend {
                           Tensor& db) override;
   // fused_layernorm.cpp
   void layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
-                             const Tensor& rstd, int64_t cols, Tensor& dx) override;
+                             const Tensor& rstd, int64_t cols, const Tensor& residual,
+                             Tensor& dx) override;
   // layout.cpp
   void permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) override;
   void copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch, int64_t row_bytes,

@@ -6,10 +6,10 @@
 namespace sdlora::cpu {
 
 // With xhat = (x - mean) rstd and g = dy w, per row:
-//   dx = rstd (g - mean_j(g) - xhat mean_j(g xhat))
+//   dx = rstd (g - mean_j(g) - xhat mean_j(g xhat))   (+ residual, when given)
 void CpuBackend::layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
                                        const Tensor& mean, const Tensor& rstd, int64_t cols,
-                                       Tensor& dx) {
+                                       const Tensor& residual, Tensor& dx) {
   dispatch_float(x.dtype(), "layernorm_backward_dx", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
@@ -17,6 +17,7 @@ void CpuBackend::layernorm_backward_dx(const Tensor& dy, const Tensor& x, const 
     const T* wp = w.data<T>();
     const float* mp = mean.data<float>();
     const float* rp = rstd.data<float>();
+    const T* resp = residual.defined() ? residual.data<T>() : nullptr;
     T* dxp = dx.data<T>();
     const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
     SDLORA_OMP_FOR(x.numel())
@@ -35,7 +36,12 @@ void CpuBackend::layernorm_backward_dx(const Tensor& dy, const Tensor& x, const 
       for (int64_t j = 0; j < cols; ++j) {
         const double g = static_cast<double>(dyr[j]) * static_cast<double>(wp[j]);
         const double xhat = (static_cast<double>(xr[j]) - mu) * rs;
-        dxp[r * cols + j] = static_cast<T>(rs * (g - g_mean - xhat * gx_mean));
+        const double d = rs * (g - g_mean - xhat * gx_mean);
+        // The residual added to the rounded dx: the same value as a separate add would give.
+        dxp[r * cols + j] = resp == nullptr
+                                ? static_cast<T>(d)
+                                : static_cast<T>(static_cast<double>(resp[r * cols + j]) +
+                                                 static_cast<double>(static_cast<T>(d)));
       }
     }
   });

@@ -7,12 +7,13 @@ namespace sdlora::cuda {
 namespace {
 
 // One block per row (grid-stride over rows): the row's sums of g = dy w and g xhat, then
-//   dx = rstd (g - mean(g) - xhat mean(g xhat)).
+//   dx = rstd (g - mean(g) - xhat mean(g xhat))   (+ residual, when given).
 template <typename T>
 __global__ void layernorm_backward_dx_kernel(const T* __restrict__ dy, const T* __restrict__ x,
                                              const float* __restrict__ w,
                                              const float* __restrict__ mean,
-                                             const float* __restrict__ rstd, T* __restrict__ dx,
+                                             const float* __restrict__ rstd,
+                                             const T* __restrict__ residual, T* __restrict__ dx,
                                              int64_t rows, int64_t cols) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* dyr = dy + r * cols;
@@ -30,7 +31,10 @@ __global__ void layernorm_backward_dx_kernel(const T* __restrict__ dy, const T* 
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
       const float g = to_float(dyr[j]) * w[j];
       const float xhat = (to_float(xr[j]) - mu) * rs;
-      dx[r * cols + j] = from_float<T>(rs * (g - g_mean - xhat * gx_mean));
+      const T d = from_float<T>(rs * (g - g_mean - xhat * gx_mean));
+      // The residual added to the rounded dx: what a separate add kernel would give.
+      dx[r * cols + j] =
+          residual == nullptr ? d : from_float<T>(to_float(residual[r * cols + j]) + to_float(d));
     }
   }
 }
@@ -39,7 +43,7 @@ __global__ void layernorm_backward_dx_kernel(const T* __restrict__ dy, const T* 
 
 void CudaBackend::layernorm_backward_dx(const Tensor& dy, const Tensor& x, const Tensor& w,
                                         const Tensor& mean, const Tensor& rstd, int64_t cols,
-                                        Tensor& dx) {
+                                        const Tensor& residual, Tensor& dx) {
   SDLORA_CHECK(w.dtype() == DType::kFloat32, "layernorm_backward_dx: weight ", w.describe(),
                " should be float32 on CUDA");
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
@@ -51,7 +55,8 @@ void CudaBackend::layernorm_backward_dx(const Tensor& dy, const Tensor& x, const
     using T = typename decltype(tag)::type;
     layernorm_backward_dx_kernel<T><<<grid, threads, 0, s>>>(
         ptr<const T>(dy), ptr<const T>(x), ptr<const float>(w), ptr<const float>(mean),
-        ptr<const float>(rstd), ptr<T>(dx), rows, cols);
+        ptr<const float>(rstd), residual.defined() ? ptr<const T>(residual) : nullptr, ptr<T>(dx),
+        rows, cols);
     SDLORA_CUDA_CHECK_LAUNCH();
   });
 }

@@ -84,6 +84,33 @@ TEST(FusedLinearGrad, FrozenLayerNormGivesTheSameInputGradient) {
   EXPECT_TRUE(all_close(x.grad(), x2.grad(), 1e-6, 1e-6, "dx frozen vs trainable"));
 }
 
+// A pre-norm residual block, y = x + W gelu(LN(x)) with a frozen LayerNorm: the engine folds the
+// residual's gradient into the LayerNorm's dx (Node::folds). The input gradient matches finite
+// differences (float64) and the trainable LayerNorm's unfolded one, whichever consumer the
+// engine reaches first.
+TEST(FusedLinearGrad, FrozenLayerNormFoldsTheResidualGradient) {
+  const Tensor W = random_tensor({6, 6}, 28, -0.5, 0.5, DType::kFloat64),
+               G = random_tensor({6}, 29, 0.5, 1.5, DType::kFloat64),
+               B = random_tensor({6}, 30, -0.5, 0.5, DType::kFloat64),
+               R = random_tensor({2, 3, 6}, 31, -1, 1, DType::kFloat64);
+  for (bool residual_first : {false, true}) {
+    auto block = [&](const Var& x, bool frozen) {
+      const Var ln = layernorm(x, Var(G, !frozen), Var(B, !frozen), 1e-6);
+      const Var f = linear(gelu(ln), Var(W));
+      return residual_first ? add(x, f) : add(f, x);
+    };
+    const GradcheckResult r =
+        gradcheck([&](const std::vector<Var>& v) { return sum(mul(block(v[0], true), Var(R))); },
+                  {random_tensor({2, 3, 6}, 32, -2, 2, DType::kFloat64)});
+    EXPECT_TRUE(r.ok) << r.message;
+    const Tensor X = random_tensor({2, 3, 6}, 33, -2, 2, DType::kFloat64);
+    Var a(X, true), b(X, true);
+    backward(sum(mul(block(a, true), Var(R))));
+    backward(sum(mul(block(b, false), Var(R))));
+    EXPECT_TRUE(all_close(a.grad(), b.grad(), 1e-12, 1e-12, "folded vs unfolded dx"));
+  }
+}
+
 // bfloat16 weights with a float32 input: each gradient in its input's own dtype.
 TEST(FusedLinearGrad, MixedPrecisionGradientsKeepTheirDtypes) {
   const DType h = DType::kBFloat16;

@@ -23,6 +23,14 @@ TEST(GpuLayerNormDx, MatchesTheCpu) {
       EXPECT_TRUE(all_close(cast(got.to(Device::cpu()), DType::kFloat32),
                             cast(want, DType::kFloat32), t.rtol, t.atol,
                             std::string("dx ") + dtype_name(dt)));
+      // With the residual stream's gradient folded in.
+      const Pair res = random_pair(s, 5, dt, -3.0, 3.0);
+      const Tensor want_r = layernorm_backward_dx(dy.cpu, x.cpu, w.cpu, fc.mean, fc.rstd, res.cpu);
+      const Tensor got_r = layernorm_backward_dx(dy.gpu, x.gpu, w.gpu, fg.mean, fg.rstd, res.gpu);
+      EXPECT_TRUE(all_close(cast(got_r.to(Device::cpu()), DType::kFloat32),
+                            cast(want_r, DType::kFloat32), t.rtol,
+                            t.atol + (dt == DType::kBFloat16 ? 3e-2 : 0.0),
+                            std::string("folded dx ") + dtype_name(dt)));
     }
   }
 }

@@ -45,6 +45,33 @@ TEST(LayerNormDx, MatchesFiniteDifferences) {
   for (size_t i = 0; i < X.size(); ++i) EXPECT_NEAR(dx[i], want[i], 1e-6) << "element " << i;
 }
 
+// The residual stream's gradient folded in: the same as dx plus the residual added separately.
+TEST(LayerNormDx, FoldsTheResidualGradient) {
+  for (DType dt : {DType::kFloat64, DType::kFloat32, DType::kBFloat16}) {
+    const Tensor x = cast(random_tensor({3, 5, 17}, 13, -2.0, 2.0), dt),
+                 w = random_tensor({17}, 14, 0.5, 1.5), b = random_tensor({17}, 15),
+                 dy = cast(random_tensor({3, 5, 17}, 16), dt),
+                 res = cast(random_tensor({3, 5, 17}, 17, -3.0, 3.0), dt);
+    const Tensor wt = dt == DType::kFloat64 ? cast(w, dt) : w;
+    const Tensor bt = dt == DType::kFloat64 ? cast(b, dt) : b;
+    const LayerNormOut f = layernorm(x, wt, bt, 1e-5);
+    const Tensor fused = layernorm_backward_dx(dy, x, wt, f.mean, f.rstd, res);
+    const Tensor composed = add(res, layernorm_backward_dx(dy, x, wt, f.mean, f.rstd));
+    EXPECT_EQ(fused.dtype(), dt);
+    const double tol = dt == DType::kFloat64 ? 1e-12 : dt == DType::kFloat32 ? 1e-6 : 1e-2;
+    EXPECT_TRUE(all_close(cast(fused, DType::kFloat64), cast(composed, DType::kFloat64), tol, tol,
+                          std::string("folded dx ") + dtype_name(dt)));
+  }
+  const Tensor x = random_tensor({4, 8}, 18), w = random_tensor({8}, 19, 0.5, 1.5),
+               b = random_tensor({8}, 20), dy = random_tensor({4, 8}, 21);
+  const LayerNormOut f = layernorm(x, w, b, 1e-6);
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        layernorm_backward_dx(dy, x, w, f.mean, f.rstd, random_tensor({4, 7}, 22));
+      },
+      "residual gradient"));
+}
+
 TEST(LayerNormDx, Bfloat16AndBadStatistics) {
   const Tensor x = random_tensor({4, 8}, 9), w = random_tensor({8}, 10, 0.5, 1.5),
                b = random_tensor({8}, 11), dy = random_tensor({4, 8}, 12);
