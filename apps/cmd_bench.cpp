@@ -9,6 +9,7 @@
 //                [--width N] [--depth N] [--heads N] [--mlp-ratio R] [--steps N] [--warmup N]
 //                [--precision fp32|bf16]
 //                [--rank R] [--past K] [--classes-per-task C] [--lr LR] [--seed S] [--[no-]tf32]
+//                [--[no-]cuda-graph]
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +23,7 @@
 #include "cl/head.h"
 #include "cl/learner.h"
 #include "cl/train_step.h"
+#include "data/loader.h"
 #include "nn/optim.h"
 #include "nn/sdlora.h"
 #include "nn/vit.h"
@@ -44,7 +46,8 @@ struct BenchOptions {
   int64_t rank = 10, past = 2, classes_per_task = 10;
   double lr = 0.01;
   uint64_t seed = 0;
-  bool tf32 = true;  // TF32 tensor cores for float32 products; CUDA only
+  bool tf32 = true;        // TF32 tensor cores for float32 products; CUDA only
+  bool cuda_graph = true;  // the training step replayed as a CUDA graph; CUDA only
 };
 
 int64_t max_rss_bytes() {
@@ -139,10 +142,25 @@ void run_bench(const BenchOptions& o) {
   const Tensor labels = Tensor::from_vector<int64_t>(label_values, {o.batch}, device);
 
   // ---- training step: the trainer's step, the loss left on the device (read back at the end).
+  // Stepped as the epoch loop steps (cl::StepRunner): on a GPU the first step is eager and the
+  // rest replay it as a recorded CUDA graph unless --no-cuda-graph.
   cl::LossWindow window(device, o.warmup + o.steps);
+  data::Batch batch;
+  batch.images = images;
+  batch.labels = labels;
+  std::string step_path;
+  cl::StepRunner runner(
+      *optimizer, window,
+      [&](const data::Batch& b) {
+        return cl::task_loss(vit, head, b.images, b.labels, col_begin, col_end);
+      },
+      o.cuda_graph ? cl::GraphMode::kDevice : cl::GraphMode::kOff,
+      [&](const std::string& line) {
+        step_path = line;
+        std::cerr << "sdlora bench: " << line << "\n";
+      });
   auto train_step = [&] {
-    cl::train_step([&] { return cl::task_loss(vit, head, images, labels, col_begin, col_end); },
-                   *optimizer, window, o.batch);
+    runner.step(batch);
     synchronize(device);
   };
   synchronize(device);
@@ -176,6 +194,7 @@ void run_bench(const BenchOptions& o) {
   j["threads"] = device.is_cpu() ? cpu_threads() : 0;
   j["precision"] = o.precision;
   j["tf32"] = tf32;
+  j["cuda_graph"] = runner.replaying();
   j["model"] = {{"preset", o.preset},           {"image", c.image_size}, {"patch", c.patch_size},
                 {"width", c.embed_dim},         {"depth", c.depth},      {"heads", c.num_heads},
                 {"mlp_hidden", c.mlp_hidden()}, {"classes", col_end}};
@@ -242,6 +261,10 @@ Command add_bench_command(CLI::App& root) {
   app->add_flag("--tf32,!--no-tf32", o->tf32,
                 "TF32 tensor cores for float32 products on CUDA (default on; ignored on the CPU); "
                 "the JSON's tf32 says what was used");
+  app->add_flag("--cuda-graph,!--no-cuda-graph", o->cuda_graph,
+                "replay the training step as a CUDA graph after its first (eager) step, as the "
+                "trainer does (default on; ignored on the CPU); the JSON's cuda_graph says "
+                "whether it replayed");
   return {app, [o] { run_bench(*o); }};
 }
 

@@ -187,6 +187,7 @@ const std::vector<Key>& keys() {
                   make_key("log_every", &Config::log_every),
                   make_key("max_image_pixels", &Config::max_image_pixels),
                   make_key("tf32", &Config::tf32),
+                  make_key("cuda_graph", &Config::cuda_graph),
                   make_key("precision", &Config::precision),
                   make_key("class_order_seed", &Config::class_order_seed)})
       t.push_back(std::move(k));

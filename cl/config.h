@@ -75,8 +75,9 @@ struct Config {
   int64_t log_every = 0;        // batches between progress lines in log.txt (0 = per epoch only)
   int64_t max_image_pixels = 89478485;  // image folders: larger images are refused (0 = no limit)
   bool tf32 = true;                     // TF32 tensor cores for float32 products on CUDA
-  std::string precision = "fp32";       // fp32 | bf16 (mixed precision: nn/precision.h)
-  int64_t class_order_seed = -1;        // the class order's seed (-1: seed), fixed across `seeds`
+  bool cuda_graph = true;  // replay the training step as a CUDA graph (cl/train_step.h) on a GPU
+  std::string precision = "fp32";  // fp32 | bf16 (mixed precision: nn/precision.h)
+  int64_t class_order_seed = -1;   // the class order's seed (-1: seed), fixed across `seeds`
 
   // A config with model_name: the released code's semantics (see above).
   bool released() const { return !model_name.empty(); }

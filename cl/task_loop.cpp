@@ -228,10 +228,11 @@ void write_metrics(const Run& run) {
 
 void log_start(const Run& run) {
   const Config& c = run.config;
-  run.log(detail::concat("run: method ", c.method, ", dataset ", c.dataset, ", ",
-                         run.order.num_tasks(), " tasks, seed ", c.seed, ", device ",
-                         run.device().str(), ", tf32 ", allow_tf32() ? "on" : "off", ", precision ",
-                         c.precision));
+  run.log(detail::concat(
+      "run: method ", c.method, ", dataset ", c.dataset, ", ", run.order.num_tasks(),
+      " tasks, seed ", c.seed, ", device ", run.device().str(), ", tf32 ",
+      allow_tf32() ? "on" : "off", ", precision ", c.precision,
+      run.device().is_cuda() ? (c.cuda_graph ? ", CUDA graphs on" : ", CUDA graphs off") : ""));
   if (c.released())
     run.log("released config (model_name " + c.model_name +
             "): SGD momentum 0.9, no weight "
@@ -332,6 +333,8 @@ void train_task(Run& run, int64_t t, TaskSetup& s) {
         throw RunInterrupted(detail::concat("interrupted in task ", t, " epoch ", e, " batch ",
                                             batch, "; tasks before ", t, " are saved"));
       };
+      hooks.graph = c.cuda_graph ? GraphMode::kDevice : GraphMode::kOff;
+      hooks.log = [&](const std::string& line) { run.log(line); };
       hooks.force_read = [&](int64_t batch) {
         return c.log_every > 0 && (batch + 1) % c.log_every == 0;
       };

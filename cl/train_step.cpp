@@ -119,6 +119,51 @@ Var train_step(const std::function<Var()>& forward, Optimizer& opt, LossWindow& 
   return loss;
 }
 
+// ---- the recorded step
+
+GraphedStep::GraphedStep(Optimizer& opt, std::function<Var(const data::Batch&)> loss_of,
+                         const data::Batch& first)
+    : opt_(opt), loss_of_(std::move(loss_of)) {
+  // The recorded inputs live outside the graph's pool: they are written before each replay.
+  inputs_.images = Tensor::empty(first.images.shape(), first.images.dtype(), first.images.device());
+  inputs_.labels = Tensor::empty(first.labels.shape(), first.labels.dtype(), first.labels.device());
+  inputs_.images.copy_(first.images, /*non_blocking=*/true);  // valid inputs for the CPU twin's
+  inputs_.labels.copy_(first.labels, /*non_blocking=*/true);  // recording run
+  // The gradients are dropped first, so that backward writes fresh ones (no accumulation into
+  // the eager step's) inside the recording: each replay then overwrites them.
+  graph_ = std::make_unique<RecordedGraph>(inputs_.images.device(), [this] {
+    opt_.zero_grad(true);
+    const Var loss = loss_of_(inputs_);
+    backward(loss);
+    loss_ = loss.data();
+  });
+  if (graph_->on_device())
+    for (size_t g = 0; g < opt_.num_groups(); ++g)
+      for (const Var& p : opt_.params(g))
+        if (p.grad().defined()) grads_.emplace_back(p, p.grad());
+}
+
+bool GraphedStep::accepts(const data::Batch& b) const {
+  const auto same = [](const Tensor& a, const Tensor& r) {
+    return a.defined() && a.shape() == r.shape() && a.dtype() == r.dtype() &&
+           a.device() == r.device();
+  };
+  return same(b.images, inputs_.images) && same(b.labels, inputs_.labels);
+}
+
+Tensor GraphedStep::run(const data::Batch& b) {
+  SDLORA_CHECK(accepts(b), "GraphedStep: batch ", b.index, " (images ", b.images.describe(),
+               ") differs from the recorded inputs (", inputs_.images.describe(), ")");
+  inputs_.images.copy_(b.images, /*non_blocking=*/true);
+  inputs_.labels.copy_(b.labels, /*non_blocking=*/true);
+  inputs_.indices = b.indices;
+  inputs_.index = b.index;
+  // An eager step in between (a batch of another shape) dropped the recorded gradients.
+  for (auto& [param, grad] : grads_) param.set_grad(grad);
+  graph_->replay();
+  return loss_.clone();  // the next replay overwrites loss_
+}
+
 Var task_loss(const ViT& vit, const GrowingHead& head, const Tensor& images, const Tensor& labels,
               int64_t col_begin, int64_t col_end) {
   const Var logits = head.forward(vit.forward(images).features);
@@ -152,6 +197,40 @@ std::unique_ptr<LRScheduler> make_scheduler(const Config& c, Optimizer& opt, boo
   return std::make_unique<ConstantLR>(opt);
 }
 
+// ---- the step runner
+
+StepRunner::StepRunner(Optimizer& opt, LossWindow& window,
+                       std::function<Var(const data::Batch&)> loss_of, GraphMode mode,
+                       std::function<void(const std::string&)> log)
+    : opt_(opt), window_(window), loss_of_(std::move(loss_of)), mode_(mode), log_(std::move(log)) {}
+
+void StepRunner::step(const data::Batch& batch) {
+  const int64_t b = batch.labels.numel();
+  const bool graphs = mode_ == GraphMode::kAlways ||
+                      (mode_ == GraphMode::kDevice && batch.images.device().is_cuda());
+  if (graphs && steps_ > 0 && graphed_ == nullptr && !graph_failed_) {
+    try {
+      graphed_ = std::make_unique<GraphedStep>(opt_, loss_of_, batch);
+    } catch (const Error& e) {
+      graph_failed_ = true;  // the recording left nothing behind; the step stays eager
+      if (log_) log_(detail::concat("the training step runs eagerly: ", e.what()));
+    }
+  }
+  if (graphed_ != nullptr && graphed_->accepts(batch)) {
+    window_.add(Var(graphed_->run(batch)), b);
+    opt_.step();
+    if (!graph_logged_ && log_) {
+      const int64_t mib = graphed_->pool_bytes() >> 20;
+      log_(detail::concat("the training step replays as a recorded graph from batch ", batch.index,
+                          mib > 0 ? detail::concat(" (", mib, " MiB of device memory)") : ""));
+    }
+    graph_logged_ = true;
+  } else {
+    train_step([&] { return loss_of_(batch); }, opt_, window_, b);
+  }
+  ++steps_;
+}
+
 // ---- the epoch loop
 
 int64_t run_epoch(data::Loader& loader, int64_t epoch, Optimizer& opt, LossWindow& window,
@@ -164,6 +243,10 @@ int64_t run_epoch(data::Loader& loader, int64_t epoch, Optimizer& opt, LossWindo
   report.num_batches = nb;
   int64_t steps = 0, window_first = 0;
   data::Batch batch;
+  auto log = [&](const std::string& line) {
+    if (hooks.log) hooks.log(detail::concat(where, " epoch ", epoch, ": ", line));
+  };
+  StepRunner runner(opt, window, loss_of, hooks.graph, log);
   while ((hooks.max_steps < 0 || steps < hooks.max_steps) && loader.next(batch)) {
     if (hooks.stop != nullptr && hooks.stop->load()) {
       if (hooks.on_stop) hooks.on_stop(batch.index);
@@ -171,7 +254,7 @@ int64_t run_epoch(data::Loader& loader, int64_t epoch, Optimizer& opt, LossWindo
     }
     if (hooks.before_step) hooks.before_step(steps);
     const int64_t b = batch.labels.numel();
-    train_step([&] { return loss_of(batch); }, opt, window, b);
+    runner.step(batch);
     ++steps;
     const bool last = batch.index + 1 == nb || steps == hooks.max_steps;
     const bool force =

@@ -19,6 +19,7 @@
 #include "data/loader.h"
 #include "nn/optim.h"
 #include "nn/scheduler.h"
+#include "tensor/graph.h"
 #include "tensor/timing.h"
 
 namespace sdlora::cl {
@@ -76,6 +77,60 @@ void check_finite(const NamedVars& tensors, bool gradients, const std::string& w
 Var train_step(const std::function<Var()>& forward, Optimizer& opt, LossWindow& window,
                int64_t images);
 
+// Where the step may run as a recorded graph: never, on a GPU (the trainer's default; the config
+// key cuda_graph turns it off), or on any device (the CPU twin: tests).
+enum class GraphMode { kOff, kDevice, kAlways };
+
+// The training step recorded once as a graph (tensor/graph.h) and replayed per batch: the
+// batch's images and labels are copied into the recorded inputs, forward and backward replay (one
+// launch on a GPU), and the optimizer's step runs as usual (its learning rate may change between
+// steps). `loss_of` must depend on the batch only through its images and labels, and queue the
+// same work whatever their values (no host reads; graph.h); the gradients are left where the
+// recording put them, so the optimizer and the finiteness checks see each replay's. The CPU twin
+// reruns the step on the recorded inputs under the same checks.
+class GraphedStep {
+ public:
+  // Records the step for batches shaped like `first` (which is only used for its shapes).
+  GraphedStep(Optimizer& opt, std::function<Var(const data::Batch&)> loss_of,
+              const data::Batch& first);
+  // Whether `b` has the recorded shapes, dtypes and device.
+  bool accepts(const data::Batch& b) const;
+  // Forward and backward on b (accepts(b) must hold); returns the loss, a copy on the device.
+  Tensor run(const data::Batch& b);
+  // Device memory the recorded step keeps (0 on the CPU).
+  int64_t pool_bytes() const { return graph_->pool_bytes(); }
+
+ private:
+  Optimizer& opt_;
+  std::function<Var(const data::Batch&)> loss_of_;
+  data::Batch inputs_;                         // the recorded inputs
+  Tensor loss_;                                // the recorded loss (0-d)
+  std::vector<std::pair<Var, Tensor>> grads_;  // the recorded gradients (CUDA)
+  std::unique_ptr<RecordedGraph> graph_;
+};
+
+// What the trainer does per batch: train_step, or from the second step on (graph mode
+// permitting) the GraphedStep for every batch of its recorded shape. A recording that fails
+// (something in loss_of a graph cannot hold) is logged and the steps stay eager. The epoch loop
+// and `sdlora bench` both step through it.
+class StepRunner {
+ public:
+  StepRunner(Optimizer& opt, LossWindow& window, std::function<Var(const data::Batch&)> loss_of,
+             GraphMode mode, std::function<void(const std::string&)> log = nullptr);
+  void step(const data::Batch& batch);
+  bool replaying() const { return graphed_ != nullptr; }  // a recorded graph exists
+
+ private:
+  Optimizer& opt_;
+  LossWindow& window_;
+  std::function<Var(const data::Batch&)> loss_of_;
+  GraphMode mode_;
+  std::function<void(const std::string&)> log_;
+  std::unique_ptr<GraphedStep> graphed_;
+  int64_t steps_ = 0;
+  bool graph_failed_ = false, graph_logged_ = false;
+};
+
 // The class-incremental step's loss: the head over the backbone's features, cross-entropy over
 // the columns [col_begin, col_end) (task 0: all of its own; later tasks: the current task's).
 class GrowingHead;
@@ -103,6 +158,11 @@ struct EpochHooks {
   std::function<bool(int64_t batch_index)> force_read;  // e.g. at log lines
   std::function<void(const StepReport&)> after_step;    // progress, logs
   int64_t max_steps = -1;                               // stop the epoch after this many steps
+  // Replay the step as a recorded graph (GraphedStep) from the epoch's second batch on, for
+  // every batch of the recorded shape; the first batch runs eagerly (it builds the optimizer's
+  // state and the libraries' plans). Only for a loss_of that GraphedStep accepts.
+  GraphMode graph = GraphMode::kOff;
+  std::function<void(const std::string&)> log;  // which path the step took, once per epoch
 };
 
 // One pass over the loader's epoch `epoch`: per batch, a train_step on loss_of(batch); the window

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "tensor/error.h"
+#include "tensor/graph.h"
 
 #ifdef SDLORA_WITH_CUDA
 #include "tensor/cuda/context.h"
@@ -88,14 +89,16 @@ void* CachingPool::allocate(size_t bytes) {
 }
 
 void CachingPool::release(void* ptr) {
-  if (ptr == nullptr) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = in_use_.find(ptr);
-  if (it == in_use_.end()) {
+  if (ptr != nullptr && !try_release(ptr))
     // Called from destructors, so it must not throw; this is a bug in the caller.
     std::cerr << "sdlora: " << name_ << " asked to release a block it does not own\n";
-    return;
-  }
+}
+
+bool CachingPool::try_release(void* ptr) {
+  if (ptr == nullptr) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = in_use_.find(ptr);
+  if (it == in_use_.end()) return false;
   const size_t cls = it->second;
   in_use_.erase(it);
   stats_.live_bytes -= static_cast<int64_t>(cls);
@@ -105,6 +108,7 @@ void CachingPool::release(void* ptr) {
   } else {
     raw_free_(ptr);
   }
+  return true;
 }
 
 void CachingPool::empty_cache() {
@@ -163,12 +167,15 @@ void* allocate_bytes(Device device, size_t bytes, bool pinned) {
   (void)pinned;  // page-locked memory needs the CUDA runtime
   if (device.is_cpu()) {
 #ifdef SDLORA_WITH_CUDA
-    if (pinned && use_pinned()) return cuda::allocate_pinned(bytes);
+    if (pinned && use_pinned()) {
+      check_not_capturing("an allocation of pinned host memory");
+      return cuda::allocate_pinned(bytes);
+    }
 #endif
     return cpu_pool().allocate(bytes);
   }
 #ifdef SDLORA_WITH_CUDA
-  return cuda::device_pool(device.index).allocate(bytes);
+  return cuda::device_allocate(device.index, bytes);
 #else
   SDLORA_THROW("cannot allocate on ", device.str(), ": this build has no CUDA backend");
 #endif
@@ -183,14 +190,14 @@ void release_bytes(Device device, void* ptr, bool pinned) {
     return cpu_pool().release(ptr);
   }
 #ifdef SDLORA_WITH_CUDA
-  cuda::device_pool(device.index).release(ptr);
+  cuda::device_release(device.index, ptr);
 #endif
 }
 
 MemoryStats memory_stats(Device device) {
   if (device.is_cpu()) return cpu_pool().stats();
 #ifdef SDLORA_WITH_CUDA
-  return cuda::device_pool(device.index).stats();
+  return cuda::device_stats(device.index);
 #else
   SDLORA_THROW("no memory statistics for ", device.str(), ": this build has no CUDA backend");
 #endif
@@ -206,7 +213,7 @@ MemoryStats pinned_memory_stats() {
 void reset_peak_memory(Device device) {
   if (device.is_cpu()) return cpu_pool().reset_peak();
 #ifdef SDLORA_WITH_CUDA
-  cuda::device_pool(device.index).reset_peak();
+  cuda::device_reset_peak(device.index);
 #endif
 }
 

@@ -50,6 +50,8 @@ class CachingPool {
 
   void* allocate(size_t bytes);
   void release(void* ptr);
+  // release() when this pool owns ptr; false (and nothing done) otherwise.
+  bool try_release(void* ptr);
   void empty_cache();
   MemoryStats stats() const;
   void reset_peak();

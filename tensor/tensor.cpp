@@ -4,6 +4,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "tensor/graph.h"
 #include "tensor/ops.h"
 
 #ifdef SDLORA_WITH_CUDA
@@ -58,6 +59,7 @@ template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
   SDLORA_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
                "from_vector: ", values.size(), " values for shape ", shape_str(shape));
+  check_not_capturing("Tensor::from_vector (an upload of host values)");
   Tensor t = empty(shape, DTypeOf<T>::value, device);
   copy_bytes(t.raw_data(), device, values.data(), Device::cpu(), t.nbytes(), false);
   return t;
@@ -123,6 +125,7 @@ Tensor Tensor::flatten_to_2d() const {
 }
 
 void synchronize(Device device) {
+  check_not_capturing("synchronize()");
 #ifdef SDLORA_WITH_CUDA
   if (device.is_cuda()) cuda::synchronize(device.index);
 #else
@@ -133,6 +136,8 @@ void synchronize(Device device) {
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes,
                 bool non_blocking) {
   if (bytes == 0) return;
+  if (dst_device.is_cpu() != src_device.is_cpu())
+    check_not_capturing("a copy between host and device memory");
   if (dst_device.is_cpu() && src_device.is_cpu()) {
     std::memcpy(dst, src, bytes);
     return;
@@ -191,6 +196,7 @@ std::vector<T> Tensor::to_vector() const {
   SDLORA_CHECK(defined(), "to_vector of an undefined tensor");
   SDLORA_CHECK(DTypeOf<T>::value == dtype_, "to_vector: tensor is ", dtype_name(dtype_),
                ", read as ", dtype_name(DTypeOf<T>::value));
+  check_not_capturing("to_vector() (a read back to the host)");
   std::vector<T> out(static_cast<size_t>(numel_));
   copy_bytes(out.data(), Device::cpu(), raw_data(), device(), nbytes(), false);
   return out;
@@ -198,6 +204,7 @@ std::vector<T> Tensor::to_vector() const {
 
 double Tensor::item() const {
   SDLORA_CHECK(numel_ == 1, "item() needs a one-element tensor, got ", describe());
+  check_not_capturing("item() (a read back to the host)");
   const Tensor host = to(Device::cpu());
   const void* p = host.raw_data();
   switch (dtype_) {

@@ -1,10 +1,12 @@
 // Per-device CUDA state, created on first use: stream, library handles, memory pools.
 #include "tensor/cuda/context.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "tensor/cuda/check.h"
@@ -39,17 +41,54 @@ const char* cublas_status_name(cublasStatus_t s) {
 
 namespace {
 
+// cudaMalloc, allowed while this thread records a graph: the allocation is not a stream operation,
+// and the blocks stay with the graph's private pool (the caching allocators of graph-capturing
+// frameworks switch the thread to the relaxed capture mode the same way).
+void* raw_device_malloc(int index, size_t bytes) {
+  set_device(index);
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
+  void* p = nullptr;
+  const cudaError_t st = cudaMalloc(&p, bytes);
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
+  if (st != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky out-of-memory error
+    return nullptr;
+  }
+  return p;
+}
+
+std::unique_ptr<CachingPool> make_device_pool(int index, const std::string& name) {
+  return std::make_unique<CachingPool>(
+      name, [index](size_t bytes) { return raw_device_malloc(index, bytes); },
+      [index](void* p) {
+        set_device(index);
+        (void)cudaFree(p);
+      },
+      /*cache=*/true, /*exact=*/CachingPool::caching_disabled_by_environment());
+}
+
 struct DeviceContext {
   int index = 0;
   cudaStream_t stream = nullptr;
   cudaStream_t copy_stream = nullptr;
   cublasHandle_t cublas = nullptr;
+  void* cublas_workspace = nullptr;
 #ifdef SDLORA_WITH_CUDNN
   cudnnHandle_t cudnn = nullptr;
 #endif
   std::unique_ptr<CachingPool> pool;
+  // Private pools of recorded graphs; a retired one (its graph gone) is dropped once empty.
+  std::mutex graph_mu;
+  std::vector<std::unique_ptr<CachingPool>> graph_pools;
+  std::vector<bool> graph_retired;
+  // The most (live bytes of the device pool + everything the graph pools hold) at any allocation.
+  std::atomic<int64_t> combined_peak{0};
   std::once_flag stream_once, copy_stream_once, cublas_once, cudnn_once;
 };
+
+// The graph pool this thread records into, per device (nullptr: none).
+thread_local std::vector<CachingPool*> t_capture_pool;
 
 // Contexts are never destroyed: handles must outlive every static tensor, and the driver
 // reclaims everything at process exit.
@@ -60,22 +99,7 @@ std::vector<DeviceContext*>& contexts() {
     for (int i = 0; i < n; ++i) {
       auto* ctx = new DeviceContext();
       ctx->index = i;
-      ctx->pool = std::make_unique<CachingPool>(
-          "cuda:" + std::to_string(i),
-          [i](size_t bytes) -> void* {
-            set_device(i);
-            void* p = nullptr;
-            if (cudaMalloc(&p, bytes) != cudaSuccess) {
-              (void)cudaGetLastError();  // clear the sticky out-of-memory error
-              return nullptr;
-            }
-            return p;
-          },
-          [i](void* p) {
-            set_device(i);
-            (void)cudaFree(p);
-          },
-          /*cache=*/true, /*exact=*/CachingPool::caching_disabled_by_environment());
+      ctx->pool = make_device_pool(i, "cuda:" + std::to_string(i));
       v->push_back(ctx);
     }
     return v;
@@ -144,6 +168,11 @@ cublasHandle_t cublas(int index) {
     set_device(index);
     SDLORA_CUBLAS_CHECK(cublasCreate(&ctx.cublas));
     SDLORA_CUBLAS_CHECK(cublasSetStream(ctx.cublas, stream(index)));
+    // A workspace of our own (what cuBLAS asks for on Hopper), so that no product allocates while
+    // a graph is being recorded; never freed, like the handle.
+    constexpr size_t kCublasWorkspace = size_t{32} << 20;
+    SDLORA_CUDA_CHECK(cudaMalloc(&ctx.cublas_workspace, kCublasWorkspace));
+    SDLORA_CUBLAS_CHECK(cublasSetWorkspace(ctx.cublas, ctx.cublas_workspace, kCublasWorkspace));
   });
   return ctx.cublas;
 }
@@ -169,6 +198,129 @@ void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
 CachingPool& device_pool(int index) { return *context(index).pool; }
+
+namespace {
+CachingPool* capture_pool(int index) {
+  return index < static_cast<int>(t_capture_pool.size()) ? t_capture_pool[index] : nullptr;
+}
+
+// Drops retired graph pools that hold no live block (caller holds graph_mu).
+void drop_empty_retired(DeviceContext& ctx) {
+  for (size_t i = 0; i < ctx.graph_pools.size();) {
+    if (ctx.graph_retired[i] && ctx.graph_pools[i]->stats().live_bytes == 0) {
+      ctx.graph_pools[i]->empty_cache();
+      ctx.graph_pools.erase(ctx.graph_pools.begin() + static_cast<std::ptrdiff_t>(i));
+      ctx.graph_retired.erase(ctx.graph_retired.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+}  // namespace
+
+// In use now: the device pool's live bytes and all that the graph pools hold.
+int64_t in_use_now(DeviceContext& ctx) {
+  int64_t bytes = ctx.pool->stats().live_bytes;
+  std::lock_guard<std::mutex> lock(ctx.graph_mu);
+  for (const auto& g : ctx.graph_pools) {
+    const MemoryStats gs = g->stats();
+    bytes += gs.live_bytes + gs.cached_bytes;
+  }
+  return bytes;
+}
+
+void* device_allocate(int index, size_t bytes) {
+  DeviceContext& ctx = context(index);
+  CachingPool* p = capture_pool(index);
+  void* ptr = (p != nullptr ? *p : *ctx.pool).allocate(bytes);
+  bool graphs = false;
+  {
+    std::lock_guard<std::mutex> lock(ctx.graph_mu);
+    graphs = !ctx.graph_pools.empty();
+  }
+  if (graphs) {  // the device pool's own peak is exact without graph pools
+    const int64_t now = in_use_now(ctx);
+    int64_t seen = ctx.combined_peak.load();
+    while (now > seen && !ctx.combined_peak.compare_exchange_weak(seen, now)) {
+    }
+  }
+  return ptr;
+}
+
+void device_reset_peak(int index) {
+  DeviceContext& ctx = context(index);
+  ctx.pool->reset_peak();
+  ctx.combined_peak = in_use_now(ctx);
+}
+
+void device_release_cached(int index) { context(index).pool->empty_cache(); }
+
+void device_release(int index, void* ptr) {
+  DeviceContext& ctx = context(index);
+  if (ctx.pool->try_release(ptr)) return;
+  std::lock_guard<std::mutex> lock(ctx.graph_mu);
+  for (size_t i = 0; i < ctx.graph_pools.size(); ++i) {
+    if (!ctx.graph_pools[i]->try_release(ptr)) continue;
+    if (ctx.graph_retired[i]) {  // the graph is gone: nothing will replay into the block
+      ctx.graph_pools[i]->empty_cache();
+      drop_empty_retired(ctx);
+    }
+    return;
+  }
+  ctx.pool->release(ptr);  // reports the foreign block
+}
+
+MemoryStats device_stats(int index) {
+  DeviceContext& ctx = context(index);
+  MemoryStats s = ctx.pool->stats();
+  int64_t in_use = s.live_bytes;  // graph pools' cached blocks count as in use: replays write them
+  std::lock_guard<std::mutex> lock(ctx.graph_mu);
+  for (const auto& g : ctx.graph_pools) {
+    const MemoryStats gs = g->stats();
+    s.live_bytes += gs.live_bytes;
+    s.cached_bytes += gs.cached_bytes;
+    s.allocations += gs.allocations;
+    s.system_allocations += gs.system_allocations;
+    in_use += gs.live_bytes + gs.cached_bytes;
+  }
+  s.peak_bytes = std::max({s.peak_bytes, ctx.combined_peak.load(), in_use});
+  return s;
+}
+
+GraphPool::GraphPool(int index) : index_(index) {
+  DeviceContext& ctx = context(index);
+  std::lock_guard<std::mutex> lock(ctx.graph_mu);
+  ctx.graph_pools.push_back(
+      make_device_pool(index, "the private pool of a CUDA graph on cuda:" + std::to_string(index)));
+  ctx.graph_retired.push_back(false);
+  pool_ = ctx.graph_pools.back().get();
+}
+
+GraphPool::~GraphPool() {
+  DeviceContext& ctx = context(index_);
+  std::lock_guard<std::mutex> lock(ctx.graph_mu);
+  for (size_t i = 0; i < ctx.graph_pools.size(); ++i)
+    if (ctx.graph_pools[i].get() == pool_) {
+      ctx.graph_retired[i] = true;
+      pool_->empty_cache();
+    }
+  drop_empty_retired(ctx);
+}
+
+int64_t GraphPool::reserved_bytes() const {
+  const MemoryStats s = pool_->stats();
+  return s.live_bytes + s.cached_bytes;
+}
+
+GraphPool::Use::Use(GraphPool& pool) {
+  if (static_cast<int>(t_capture_pool.size()) <= pool.index_)
+    t_capture_pool.resize(static_cast<size_t>(pool.index_) + 1, nullptr);
+  previous_ = t_capture_pool[static_cast<size_t>(pool.index_)];
+  t_capture_pool[static_cast<size_t>(pool.index_)] = pool.pool_;
+  index_ = pool.index_;
+}
+
+GraphPool::Use::~Use() { t_capture_pool[static_cast<size_t>(index_)] = previous_; }
 
 MemInfo mem_get_info(int index) {
   (void)context(index);  // checks the index

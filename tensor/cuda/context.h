@@ -52,6 +52,47 @@ struct MemInfo {
 MemInfo mem_get_info(int index);
 
 CachingPool& device_pool(int index);
+
+// Device allocations of the calling thread: from the private pool of the graph this thread is
+// recording (tensor/graph.h), else from the device's pool. A block goes back to whichever pool
+// owns it.
+void* device_allocate(int index, size_t bytes);
+void device_release(int index, void* ptr);
+// The device pool's counters plus every graph pool's: live and cached bytes summed; the peak is the
+// most the device held at once in live tensors plus all the graph pools held (their blocks are
+// kept for replays, so all of them count as in use).
+MemoryStats device_stats(int index);
+void device_reset_peak(int index);
+// Returns the device pool's cached blocks to the driver (after a recording: the eager steps'
+// blocks, which the replays no longer need).
+void device_release_cached(int index);
+
+// A pool private to one recorded graph: blocks allocated while recording are kept (never handed to
+// other work) until the graph is gone and every tensor allocated in it has been released.
+class GraphPool {
+ public:
+  explicit GraphPool(int index);
+  ~GraphPool();  // retires the pool: cached blocks are freed now, live ones when released
+  GraphPool(const GraphPool&) = delete;
+  GraphPool& operator=(const GraphPool&) = delete;
+  // While alive, this thread's device allocations on the pool's device come from the pool.
+  class Use {
+   public:
+    explicit Use(GraphPool& pool);
+    ~Use();
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    CachingPool* previous_;
+    int index_;
+  };
+  int64_t reserved_bytes() const;  // live + cached
+
+ private:
+  int index_;
+  CachingPool* pool_;  // owned by the device's registry of graph pools
+};
 CachingPool& pinned_pool();
 // Pinned blocks are reused only once the copies queued on them have finished.
 void* allocate_pinned(size_t bytes);
