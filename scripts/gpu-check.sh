@@ -5,7 +5,8 @@
 # is a failure), the CPU suites, compute-sanitizer memcheck (caching allocator off) and racecheck,
 # and `sdlora bench` beside bench/torch_reference.py at the same shapes. Each stage has its own
 # time limit inside BUDGET and a recorded exit code; everything lands in at most 8 files in OUT:
-#   summary.txt env.txt build.log tests.log cpu-tests.log sanitizer.log bench.json torch.json
+#   summary.txt env.txt build.log tests.log cpu-tests.log sanitizer.log bench.json
+#   bench-eager.json (the step without the CUDA graph) torch.json
 # Exit 0 only when every required stage passed; 3 when no GPU was found (within seconds, before
 # building anything); 1 otherwise.
 #
@@ -39,7 +40,7 @@ API_ERRORS=${SDLORA_SANITIZER_API_ERRORS:-no}
 NVSMI=${NVIDIA_SMI:-nvidia-smi}
 CAP=${SDLORA_LOG_CAP:-12000000}
 mkdir -p "$OUT"
-rm -f "$OUT"/{summary.txt,env.txt,build.log,tests.log,cpu-tests.log,sanitizer.log,bench.json,torch.json}
+rm -f "$OUT"/{summary.txt,env.txt,build.log,tests.log,cpu-tests.log,sanitizer.log,bench.json,bench-eager.json,torch.json}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sdlora-gpu-check.XXXXXX")
 stages=$work/stages.tsv # name, status, exit code, seconds, limit
 : >"$stages"
@@ -349,6 +350,9 @@ else
 fi
 stage bench 1 120 70 "$OUT/tests.log" -- bash -c \
   "$runenv_q '$BUILD/apps/sdlora' bench $bench_args >'$OUT/bench.json' && bench_ok '$OUT/bench.json' $dev"
+# The same step without the CUDA graph (every step eager): what the graph saves.
+stage bench-eager 0 90 70 "$OUT/tests.log" -- bash -c \
+  "$runenv_q '$BUILD/apps/sdlora' bench $bench_args --no-cuda-graph >'$OUT/bench-eager.json' && bench_ok '$OUT/bench-eager.json' $dev"
 if [ "$DRY" = 1 ]; then
   skip_stage torch-eager "not run: dry run"
   skip_stage torch-compile "not run: dry run"
@@ -371,7 +375,7 @@ json.dump(rows, open(sys.argv[2], "w"), indent=2)
 EOF
 fi
 # The side-by-side table (the format of bench/compare.py).
-python3 - "$OUT/bench.json" "$OUT/torch.json" <<'EOF' >>"$notes" 2>&1
+python3 - "$OUT/bench.json" "$OUT/bench-eager.json" "$OUT/torch.json" <<'EOF' >>"$notes" 2>&1
 import json, os, sys
 rows = []
 for p in sys.argv[1:]:
@@ -398,7 +402,8 @@ for r in rows:
         print(f"{r.get('implementation', '?'):<18}  {r.get('error', 'no figures')}")
         continue
     t, i = r["train"], r["inference"]
-    print(f"{r['implementation']:<18}{t['images_per_s']:>13.1f}{t['ms_per_step']:>10.1f}"
+    name = r["implementation"] + (" (graph)" if r.get("cuda_graph") else "")
+    print(f"{name:<18}{t['images_per_s']:>13.1f}{t['ms_per_step']:>10.1f}"
           f"{t['peak_bytes'] / 2**20:>10.0f}{i['images_per_s']:>13.1f}{i['peak_bytes'] / 2**20:>15.0f}")
 EOF
 
