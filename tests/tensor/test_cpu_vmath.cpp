@@ -2,7 +2,9 @@
 // set the processor has) against the plain scalar loops in float64 and float32.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -50,6 +52,45 @@ std::vector<Loops> loops_to_test() {
 // The tolerances of the float32 op tests (tests/tensor/test_ops_elementwise.cpp): the vector
 // loops must meet the float64 reference as the plain float32 loop does.
 constexpr double kRtol = 1e-6, kAtol = 1e-7;
+
+// A dense sweep (2^20 points over [-9, 9]) against float64: the largest relative error where
+// the value is not tiny, and the absolute error elsewhere, for GELU and its derivative.
+TEST(CpuVmath, GeluErrorOverADenseSweep) {
+  const int n = 1 << 20;
+  std::vector<float> x(n), ones(n, 1.0f), y(n), d(n);
+  for (int i = 0; i < n; ++i) x[i] = static_cast<float>(-9.0 + 18.0 * i / (n - 1));
+  for (const Loops& l : loops_to_test()) {
+    SCOPED_TRACE(l.isa);
+    l.gelu(x.data(), y.data(), n);
+    l.gelu_backward(x.data(), ones.data(), d.data(), n);
+    double worst_y = 0, worst_d = 0;
+    for (int i = 0; i < n; ++i) {
+      const double wy = gelu_scalar(static_cast<double>(x[i]));
+      const double wd = gelu_grad_scalar(static_cast<double>(x[i]));
+      worst_y = std::max(worst_y, std::fabs(y[i] - wy) / (std::fabs(wy) + kAtol / kRtol));
+      worst_d = std::max(worst_d, std::fabs(d[i] - wd) / (std::fabs(wd) + kAtol / kRtol));
+    }
+    std::printf("%s: worst GELU error %.3g, derivative %.3g (relative, 0.1 floor)\n", l.isa.c_str(),
+                worst_y, worst_d);
+    EXPECT_LT(worst_y, kRtol);
+    EXPECT_LT(worst_d, kRtol);
+  }
+}
+
+TEST(CpuVmath, GeluOfInfinitiesAndNaN) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> x = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 25.0f, -25.0f};
+  for (const Loops& l : loops_to_test()) {
+    SCOPED_TRACE(l.isa);
+    std::vector<float> y(x.size());
+    l.gelu(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(y[0], inf);
+    EXPECT_TRUE(std::isnan(y[1]));  // -inf * Phi(-inf) = -inf * 0, as the scalar formula gives
+    EXPECT_TRUE(std::isnan(y[2]));
+    EXPECT_EQ(y[3], 25.0f);
+    EXPECT_EQ(y[4], 0.0f);
+  }
+}
 
 TEST(CpuVmath, GeluMatchesTheScalarLoops) {
   const std::vector<float> x = sweep(-10.0, 10.0);
