@@ -1,6 +1,6 @@
 // Transcendental loops of the CPU kernels: the exact-erf GELU, its derivative and exp, as plain
 // scalar formulas (the reference, used for float64) and as vectorised float32 / float64 array
-// loops through SLEEF (AVX2 when the processor has it, SSE2 otherwise), which the kernels use.
+// loops (AVX2 when the processor has it, SSE2 through SLEEF otherwise), which the kernels use.
 #pragma once
 
 #include <cmath>
@@ -26,10 +26,10 @@ T gelu_grad_scalar(T x) {
 }
 
 // The vectorised loops. They write Phi(x) as 0.5 erfc(-x / sqrt 2), the same function as
-// 0.5 (1 + erf(x / sqrt 2)) but without the cancellation of 1 + erf for negative x (the AVX2
-// loop uses the cheaper erf form for vectors whose lanes are all at least -2, where that
-// cancellation stays below 6e-8); erfc is SLEEF's 1.5-ulp float32 function, erf and exp its
-// 1-ulp ones. Any n >= 0; in-place (y == x) is allowed.
+// 0.5 (1 + erf(x / sqrt 2)) but without the cancellation of 1 + erf for negative x. AVX2: erfc
+// from its Chebyshev-fitted form (fractional error below 1.2e-7) with an own exp
+// (vmath_avx2.cpp); SSE2: SLEEF's 1.5-ulp erfc, its cheaper erf where every lane is at least -2,
+// and its 1-ulp exp. Any n >= 0; in-place (y == x) is allowed.
 void gelu_f32(const float* x, float* y, int64_t n);
 // dx = dy gelu'(x)
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n);
