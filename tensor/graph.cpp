@@ -97,9 +97,8 @@ RecordedGraph::RecordedGraph(Device device, std::function<void()> body) : device
   const cudaError_t end = cudaStreamEndCapture(s, &impl_->graph);
   if (end != cudaSuccess) {
     (void)cudaGetLastError();
-    SDLORA_THROW("recording a CUDA graph on ", device.str(),
-                 ": the capture was invalidated (", cudaGetErrorName(end), ": ",
-                 cudaGetErrorString(end),
+    SDLORA_THROW("recording a CUDA graph on ", device.str(), ": the capture was invalidated (",
+                 cudaGetErrorName(end), ": ", cudaGetErrorString(end),
                  "); something in the recorded code synchronised with the host or used another "
                  "stream without ordering it");
   }

@@ -18,8 +18,8 @@
 namespace sdlora::cl::test {
 
 struct GraphStepRun {
-  std::vector<double> losses;   // every batch's, read back
-  std::vector<Tensor> params;   // the trainable tensors after the last step (CPU copies)
+  std::vector<double> losses;  // every batch's, read back
+  std::vector<Tensor> params;  // the trainable tensors after the last step (CPU copies)
   std::vector<std::string> log;
   bool replayed = false;
 };

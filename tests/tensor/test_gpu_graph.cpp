@@ -62,11 +62,8 @@ TEST(GpuGraph, PrivatePoolIsCountedAndReturned) {
 TEST(GpuGraph, AHostReadFailsTheRecordingAndTheStreamStaysUsable) {
   SDLORA_REQUIRE_GPU();
   const Tensor x = test::random_tensor({8}, 5, -1, 1, DType::kFloat32, gpu());
-  EXPECT_TRUE(test::throws_naming(
-      [&] {
-        RecordedGraph g(gpu(), [&] { (void)sum(x).item(); });
-      },
-      "item()"));
+  EXPECT_TRUE(
+      test::throws_naming([&] { RecordedGraph g(gpu(), [&] { (void)sum(x).item(); }); }, "item()"));
   EXPECT_FALSE(graph_capturing());
   // Eager work after the abandoned capture runs and is correct.
   EXPECT_NEAR(sum(mul(x, 2.0)).item(), 2.0 * sum(x.to(Device::cpu())).item(), 1e-5);
