@@ -148,17 +148,13 @@ void run_bench(const BenchOptions& o) {
   data::Batch batch;
   batch.images = images;
   batch.labels = labels;
-  std::string step_path;
   cl::StepRunner runner(
       *optimizer, window,
       [&](const data::Batch& b) {
         return cl::task_loss(vit, head, b.images, b.labels, col_begin, col_end);
       },
       o.cuda_graph ? cl::GraphMode::kDevice : cl::GraphMode::kOff,
-      [&](const std::string& line) {
-        step_path = line;
-        std::cerr << "sdlora bench: " << line << "\n";
-      });
+      [](const std::string& line) { std::cerr << "sdlora bench: " << line << "\n"; });
   auto train_step = [&] {
     runner.step(batch);
     synchronize(device);

@@ -156,8 +156,6 @@ Tensor GraphedStep::run(const data::Batch& b) {
                ") differs from the recorded inputs (", inputs_.images.describe(), ")");
   inputs_.images.copy_(b.images, /*non_blocking=*/true);
   inputs_.labels.copy_(b.labels, /*non_blocking=*/true);
-  inputs_.indices = b.indices;
-  inputs_.index = b.index;
   // An eager step in between (a batch of another shape) dropped the recorded gradients.
   for (auto& [param, grad] : grads_) param.set_grad(grad);
   graph_->replay();

@@ -79,9 +79,13 @@ struct DeviceContext {
 #endif
   std::unique_ptr<CachingPool> pool;
   // Private pools of recorded graphs; a retired one (its graph gone) is dropped once empty.
+  struct GraphPoolEntry {
+    std::unique_ptr<CachingPool> pool;
+    bool retired = false;
+  };
   std::mutex graph_mu;
-  std::vector<std::unique_ptr<CachingPool>> graph_pools;
-  std::vector<bool> graph_retired;
+  std::vector<GraphPoolEntry> graph_pools;
+  std::atomic<int> graph_pool_count{0};  // graph_pools.size(), read without the lock
   // The most (live bytes of the device pool + everything the graph pools hold) at any allocation.
   std::atomic<int64_t> combined_peak{0};
   std::once_flag stream_once, copy_stream_once, cublas_once, cudnn_once;
@@ -206,39 +210,32 @@ CachingPool* capture_pool(int index) {
 
 // Drops retired graph pools that hold no live block (caller holds graph_mu).
 void drop_empty_retired(DeviceContext& ctx) {
-  for (size_t i = 0; i < ctx.graph_pools.size();) {
-    if (ctx.graph_retired[i] && ctx.graph_pools[i]->stats().live_bytes == 0) {
-      ctx.graph_pools[i]->empty_cache();
-      ctx.graph_pools.erase(ctx.graph_pools.begin() + static_cast<std::ptrdiff_t>(i));
-      ctx.graph_retired.erase(ctx.graph_retired.begin() + static_cast<std::ptrdiff_t>(i));
-    } else {
-      ++i;
-    }
-  }
+  auto& pools = ctx.graph_pools;
+  pools.erase(std::remove_if(pools.begin(), pools.end(),
+                             [](const DeviceContext::GraphPoolEntry& e) {
+                               return e.retired && e.pool->stats().live_bytes == 0;
+                             }),
+              pools.end());
+  ctx.graph_pool_count = static_cast<int>(pools.size());
 }
-}  // namespace
 
 // In use now: the device pool's live bytes and all that the graph pools hold.
 int64_t in_use_now(DeviceContext& ctx) {
   int64_t bytes = ctx.pool->stats().live_bytes;
   std::lock_guard<std::mutex> lock(ctx.graph_mu);
-  for (const auto& g : ctx.graph_pools) {
-    const MemoryStats gs = g->stats();
+  for (const auto& e : ctx.graph_pools) {
+    const MemoryStats gs = e.pool->stats();
     bytes += gs.live_bytes + gs.cached_bytes;
   }
   return bytes;
 }
+}  // namespace
 
 void* device_allocate(int index, size_t bytes) {
   DeviceContext& ctx = context(index);
   CachingPool* p = capture_pool(index);
   void* ptr = (p != nullptr ? *p : *ctx.pool).allocate(bytes);
-  bool graphs = false;
-  {
-    std::lock_guard<std::mutex> lock(ctx.graph_mu);
-    graphs = !ctx.graph_pools.empty();
-  }
-  if (graphs) {  // the device pool's own peak is exact without graph pools
+  if (ctx.graph_pool_count > 0) {  // the device pool's own peak is exact without graph pools
     const int64_t now = in_use_now(ctx);
     int64_t seen = ctx.combined_peak.load();
     while (now > seen && !ctx.combined_peak.compare_exchange_weak(seen, now)) {
@@ -259,10 +256,10 @@ void device_release(int index, void* ptr) {
   DeviceContext& ctx = context(index);
   if (ctx.pool->try_release(ptr)) return;
   std::lock_guard<std::mutex> lock(ctx.graph_mu);
-  for (size_t i = 0; i < ctx.graph_pools.size(); ++i) {
-    if (!ctx.graph_pools[i]->try_release(ptr)) continue;
-    if (ctx.graph_retired[i]) {  // the graph is gone: nothing will replay into the block
-      ctx.graph_pools[i]->empty_cache();
+  for (auto& e : ctx.graph_pools) {
+    if (!e.pool->try_release(ptr)) continue;
+    if (e.retired) {  // the graph is gone: nothing will replay into the block
+      e.pool->empty_cache();
       drop_empty_retired(ctx);
     }
     return;
@@ -275,8 +272,8 @@ MemoryStats device_stats(int index) {
   MemoryStats s = ctx.pool->stats();
   int64_t in_use = s.live_bytes;  // graph pools' cached blocks count as in use: replays write them
   std::lock_guard<std::mutex> lock(ctx.graph_mu);
-  for (const auto& g : ctx.graph_pools) {
-    const MemoryStats gs = g->stats();
+  for (const auto& e : ctx.graph_pools) {
+    const MemoryStats gs = e.pool->stats();
     s.live_bytes += gs.live_bytes;
     s.cached_bytes += gs.cached_bytes;
     s.allocations += gs.allocations;
@@ -290,20 +287,18 @@ MemoryStats device_stats(int index) {
 GraphPool::GraphPool(int index) : index_(index) {
   DeviceContext& ctx = context(index);
   std::lock_guard<std::mutex> lock(ctx.graph_mu);
-  ctx.graph_pools.push_back(
-      make_device_pool(index, "the private pool of a CUDA graph on cuda:" + std::to_string(index)));
-  ctx.graph_retired.push_back(false);
-  pool_ = ctx.graph_pools.back().get();
+  ctx.graph_pools.push_back({make_device_pool(
+      index, "the private pool of a CUDA graph on cuda:" + std::to_string(index))});
+  ctx.graph_pool_count = static_cast<int>(ctx.graph_pools.size());
+  pool_ = ctx.graph_pools.back().pool.get();
 }
 
 GraphPool::~GraphPool() {
   DeviceContext& ctx = context(index_);
   std::lock_guard<std::mutex> lock(ctx.graph_mu);
-  for (size_t i = 0; i < ctx.graph_pools.size(); ++i)
-    if (ctx.graph_pools[i].get() == pool_) {
-      ctx.graph_retired[i] = true;
-      pool_->empty_cache();
-    }
+  for (auto& e : ctx.graph_pools)
+    if (e.pool.get() == pool_) e.retired = true;
+  pool_->empty_cache();  // live blocks (tensors the graph left behind) go when released
   drop_empty_retired(ctx);
 }
 
