@@ -188,6 +188,7 @@ void run_bench(const BenchOptions& o) {
   j["implementation"] = "sdlora";
   j["device"] = device.str();
   j["threads"] = device.is_cpu() ? cpu_threads() : 0;
+  j["blas_threading"] = cpu_blas_threading();
   j["precision"] = o.precision;
   j["tf32"] = tf32;
   j["cuda_graph"] = runner.replaying();

@@ -1,12 +1,13 @@
 # The Debian packages the project builds against, sourced by the other scripts.
-# Build: compiler, CMake, Ninja. Libraries: OpenBLAS (CPU matrix products), GoogleTest,
+# Build: compiler, CMake, Ninja. Libraries: OpenBLAS (CPU matrix products; its OpenMP flavour
+# shares the project's thread pool), GoogleTest,
 # nlohmann-json and CLI11 (configs and the command line), stb (PNG decoding and fonts),
 # libjpeg-turbo (JPEG decoding),
 # zlib (gzipped datasets), PLplot with its cairo driver (figures of `sdlora report`, optional),
 # SLEEF (vectorised erfc and exp of the CPU kernels).
 # Fonts: glyphs for backbone pre-training. Data: Fashion-MNIST (the demo).
 SDLORA_BUILD_PACKAGES="build-essential cmake ninja-build unzip python3-pip clang-format"
-SDLORA_LIB_PACKAGES="libopenblas-dev libgtest-dev nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
+SDLORA_LIB_PACKAGES="libopenblas-dev libopenblas-openmp-dev libgtest-dev nlohmann-json3-dev libcli11-dev libstb-dev zlib1g-dev
   libplplot-dev plplot-driver-cairo libsleef-dev libturbojpeg0-dev"
 # Sanitizer and fuzz builds (scripts/test.sh, scripts/fuzz.sh): clang with its runtimes and OpenMP.
 SDLORA_CHECK_PACKAGES="clang libclang-rt-14-dev libomp-dev"

@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 # data/ needs libjpeg-turbo's TurboJPEG API whether or not deps.sh lists it yet.
-wanted="$SDLORA_LIB_PACKAGES libturbojpeg0-dev"
+wanted="${SDLORA_LIB_PACKAGES/libopenblas-openmp-dev/} libturbojpeg0-dev"
 # OpenBLAS's pthread flavour, which the build finds (openblas-pthread/), not the alternatives.
+# Not the OpenMP flavour: it needs Debian's libgomp, and a second libgomp beside the GPU
+# machine's own compiler's would fight with it; the CPU's thread count matters little there.
 wanted="$wanted libopenblas-pthread-dev libopenblas0-pthread"
 base=" libc6 libc6-dev libc-dev libgcc-s1 libstdc++6 gcc-12-base libcrypt1 libcrypt-dev linux-libc-dev "
 

@@ -147,4 +147,15 @@ int cpu_threads() {
   return openblas_get_num_threads();
 }
 
+const char* cpu_blas_threading() {
+  switch (openblas_get_parallel()) {  // OpenBLAS's own codes: 0, 1 (pthreads), 2 (OpenMP)
+    case 1:
+      return "pthread";
+    case 2:
+      return "openmp";
+    default:
+      return "sequential";
+  }
+}
+
 }  // namespace sdlora

@@ -49,5 +49,8 @@ Device default_device();
 // (every core, or OMP_NUM_THREADS when set). Call between ops, not while one runs.
 void set_cpu_threads(int n);
 int cpu_threads();
+// How the linked OpenBLAS runs its products on several threads: "openmp" (on OpenMP's threads,
+// the pool the project's loops use), "pthread" (a pool of its own) or "sequential".
+const char* cpu_blas_threading();
 
 }  // namespace sdlora
