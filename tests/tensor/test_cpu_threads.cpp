@@ -46,10 +46,10 @@ TEST(CpuThreads, ResultsDoNotDependOnTheThreadCount) {
   }
   // The naive double-precision product as the reference for the one-thread result.
   const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
-  for (int i = 0; i < 384; i += 37)
-    for (int j = 0; j < 320; j += 29) {
+  for (size_t i = 0; i < 384; i += 37)
+    for (size_t j = 0; j < 320; j += 29) {
       double ref = 0;
-      for (int k = 0; k < 256; ++k)
+      for (size_t k = 0; k < 256; ++k)
         ref += static_cast<double>(av[i * 256 + k]) * static_cast<double>(bv[k * 320 + j]);
       EXPECT_NEAR(products[0][i * 320 + j], ref, 1e-4 * (1 + std::abs(ref))) << i << "," << j;
     }
