@@ -271,11 +271,8 @@ Var cat(const std::vector<Var>& xs, int64_t dim) {
 
 Var slice(const Var& x, int64_t dim, int64_t start, int64_t end) {
   const Shape xs = x.shape();
-  return record("slice", slice(x.data(), dim, start, end), {x}, {[=](const Tensor& dy) {
-                  Tensor dx = Tensor::zeros(xs, dy.dtype(), dy.device());
-                  slice_set_(dx, dim, start, dy);
-                  return dx;
-                }});
+  return record("slice", slice(x.data(), dim, start, end), {x},
+                {[=](const Tensor& dy) { return slice_backward(dy, xs, dim, start); }});
 }
 
 Var index_select(const Var& x, int64_t dim, const Tensor& index) {

@@ -138,6 +138,8 @@ class Backend {
   // rows x row_bytes bytes from src (row pitch src_pitch bytes) to dst (pitch dst_pitch)
   virtual void copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch,
                        int64_t row_bytes, int64_t rows) = 0;
+  // zeroes rows x row_bytes bytes of dst (row pitch `pitch` bytes)
+  virtual void zero_2d(void* dst, int64_t pitch, int64_t row_bytes, int64_t rows) = 0;
   // x (outer, plan.n, inner) -> out (outer, index.numel(), inner); index int32/int64 in range
   virtual void index_select(const Tensor& x, const Tensor& index, const AxisPlan& plan,
                             Tensor& out) = 0;

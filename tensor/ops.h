@@ -175,6 +175,9 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end);  // [start, end) of dim
 // dst[.., start : start + src.size(dim), ..] = src (the adjoint of slice, in place).
 void slice_set_(Tensor& dst, int64_t dim, int64_t start, const Tensor& src);
+// The adjoint of slice as a new tensor: `shape`, with dy in [start, start + dy.size(dim)) of dim
+// and zeros elsewhere; every element is written once (no zeros-then-copy).
+Tensor slice_backward(const Tensor& dy, const Shape& shape, int64_t dim, int64_t start);
 // index 1-D int32/int64: out has index.numel() entries along dim, out[.., i, ..] = x[.., index[i],
 // ..].
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);

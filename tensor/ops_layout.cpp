@@ -123,6 +123,25 @@ void slice_set_(Tensor& dst, int64_t dim, int64_t start, const Tensor& src) {
   window_copy(dst, src, d, start, /*into_dst=*/true);
 }
 
+Tensor slice_backward(const Tensor& dy, const Shape& shape, int64_t dim, int64_t start) {
+  check_defined(dy, "slice_backward", "dy");
+  Tensor dx = Tensor::empty(shape, dy.dtype(), dy.device());
+  const int64_t d = wrap_dim(dim, dx.ndim(), "slice_backward", dx);
+  slice_set_(dx, d, start, dy);  // checks that dy fits the window
+  // The rest of each (outer) row: [0, start) and [start + len, n) along dim, zeroed in place.
+  const AxisPlan p = axis_plan(shape, d);
+  const int64_t es = static_cast<int64_t>(dtype_size(dx.dtype()));
+  const int64_t len = dy.shape()[static_cast<size_t>(d)];
+  const int64_t pitch = p.n * p.inner * es, before = start * p.inner * es;
+  const int64_t after = (p.n - start - len) * p.inner * es;
+  if (p.outer == 0 || pitch == 0) return dx;
+  Backend& be = backend_for(dx.device());
+  char* base = static_cast<char*>(dx.raw_data());
+  if (before > 0) be.zero_2d(base, pitch, before, p.outer);
+  if (after > 0) be.zero_2d(base + before + len * p.inner * es, pitch, after, p.outer);
+  return dx;
+}
+
 namespace {
 void check_index_range(const Tensor& index, int64_t n, const char* op) {
   // Checked on the host for CPU indices; CUDA kernels skip out-of-range entries (no sync here).

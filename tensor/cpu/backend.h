@@ -47,6 +47,7 @@ class CpuBackend final : public Backend {
   void permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) override;
   void copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t src_pitch, int64_t row_bytes,
                int64_t rows) override;
+  void zero_2d(void* dst, int64_t pitch, int64_t row_bytes, int64_t rows) override;
   void index_select(const Tensor& x, const Tensor& index, const AxisPlan& plan,
                     Tensor& out) override;
   void index_add(const Tensor& src, const Tensor& index, const AxisPlan& plan,

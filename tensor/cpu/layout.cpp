@@ -77,6 +77,15 @@ void CpuBackend::copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t 
     std::memcpy(d + r * dst_pitch, s + r * src_pitch, static_cast<size_t>(row_bytes));
 }
 
+void CpuBackend::zero_2d(void* dst, int64_t pitch, int64_t row_bytes, int64_t rows) {
+  char* d = static_cast<char*>(dst);
+  if (pitch == row_bytes) {  // one contiguous block
+    std::memset(d, 0, static_cast<size_t>(row_bytes * rows));
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) std::memset(d + r * pitch, 0, static_cast<size_t>(row_bytes));
+}
+
 // out[o, i, :] = x[o, index[i], :]
 void CpuBackend::index_select(const Tensor& x, const Tensor& index, const AxisPlan& plan,
                               Tensor& out) {

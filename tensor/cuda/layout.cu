@@ -212,6 +212,28 @@ void CudaBackend::copy_2d(void* dst, int64_t dst_pitch, const void* src, int64_t
                                       static_cast<size_t>(row_bytes), cudaMemcpyDefault, s));
 }
 
+void CudaBackend::zero_2d(void* dst, int64_t pitch, int64_t row_bytes, int64_t rows) {
+  if (row_bytes == 0 || rows == 0) return;
+  const int device = pointer_device(dst);
+  set_device(device);
+  cudaStream_t s = stream(device);
+  if (pitch == row_bytes) {  // one contiguous block
+    SDLORA_CUDA_CHECK(cudaMemsetAsync(dst, 0, static_cast<size_t>(row_bytes * rows), s));
+    return;
+  }
+  int max_pitch = 0;
+  SDLORA_CUDA_CHECK(cudaDeviceGetAttribute(&max_pitch, cudaDevAttrMaxPitch, device));
+  if (pitch <= max_pitch) {
+    SDLORA_CUDA_CHECK(cudaMemset2DAsync(dst, static_cast<size_t>(pitch), 0,
+                                        static_cast<size_t>(row_bytes), static_cast<size_t>(rows),
+                                        s));
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)  // pitches beyond what the 2-D memset accepts
+    SDLORA_CUDA_CHECK(
+        cudaMemsetAsync(static_cast<char*>(dst) + r * pitch, 0, static_cast<size_t>(row_bytes), s));
+}
+
 void CudaBackend::index_select(const Tensor& x, const Tensor& index, const AxisPlan& plan,
                                Tensor& out) {
   const int64_t numel = out.numel();

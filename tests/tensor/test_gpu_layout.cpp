@@ -72,6 +72,12 @@ TEST(GpuLayout, SliceCatAndSliceSet) {
     slice_set_(dg, 1, 300, patch.gpu);
     slice_set_(dc, 1, 300, patch.cpu);
     EXPECT_TRUE(same_bits(dg, dc, "slice_set_ " + tag));
+    // The adjoint of slice: the window copied, the rest zeroed by 2-D memsets (and one block).
+    EXPECT_TRUE(same_bits(slice_backward(patch.gpu, {197, 768}, 1, 300),
+                          slice_backward(patch.cpu, {197, 768}, 1, 300), "slice_backward " + tag));
+    const Pair row = random_any({1, 768}, seed++, dtype);
+    EXPECT_TRUE(same_bits(slice_backward(row.gpu, {197, 768}, 0, 0),
+                          slice_backward(row.cpu, {197, 768}, 0, 0), "class-token row " + tag));
   }
 }
 

@@ -1,6 +1,8 @@
 // Layout ops on the CPU: permute/transpose, cat, slice, slice_set_, index_select and index_add_,
 // against naive index arithmetic, for float, integer and bfloat16 data; their error paths.
+#include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "tests/tensor/ops_testing.h"
 
@@ -160,6 +162,39 @@ TEST(OpsLayout, SliceAndSliceSet) {
   EXPECT_EQ(di.to_vector<int64_t>(), (std::vector<int64_t>{0, 0, 7, 8, 0, 0, 9, 10, 0, 0, 11, 12}));
   EXPECT_EQ(host_values(slice(iota({3, 4}, DType::kBFloat16), 0, 1, 3)),
             (std::vector<double>{4, 5, 6, 7, 8, 9, 10, 11}));
+}
+
+TEST(OpsLayout, SliceBackwardIsZerosThenSliceSet) {
+  // Every dim, windows at the start, the end, inside, empty and whole, in float, int64 and
+  // bfloat16; the caching pool first receives a block of NaN of the same size, so a window edge
+  // left unwritten would show.
+  const Shape shape = {4, 5, 6};
+  for (DType dtype : {DType::kFloat32, DType::kInt64, DType::kBFloat16})
+    for (int64_t d = 0; d < 3; ++d) {
+      const int64_t n = shape[static_cast<size_t>(d)];
+      for (const auto& [start, end] : std::vector<std::pair<int64_t, int64_t>>{
+               {0, n}, {0, 1}, {n - 1, n}, {1, 3}, {2, 2}, {0, 0}, {n, n}}) {
+        Shape ws = shape;
+        ws[static_cast<size_t>(d)] = end - start;
+        // 1, 2, 3, ...: no zeros in dy
+        const Tensor dy =
+            cast(add(iota(ws, DType::kFloat64), Tensor::full(ws, 1.0, DType::kFloat64)), dtype);
+        {
+          Tensor dirty = Tensor::empty(shape, dtype);
+          if (is_floating(dtype))
+            fill_(dirty, std::nan(""));
+          else
+            fill_(dirty, -7);
+        }
+        const Tensor got = slice_backward(dy, shape, d, start);
+        Tensor want = Tensor::zeros(shape, dtype);
+        slice_set_(want, d, start, dy);
+        ASSERT_EQ(got.shape(), shape);
+        EXPECT_EQ(host_values(got), host_values(want))
+            << dtype_name(dtype) << " dim " << d << " [" << start << ", " << end << ")";
+      }
+    }
+  EXPECT_TRUE(throws_naming([] { slice_backward(iota({4, 3}), {4, 5}, 1, 3); }, "slice_set_"));
 }
 
 TEST(OpsLayout, IndexSelectAlongEachDim) {
