@@ -1,6 +1,7 @@
 // CPU softmax and log-softmax over the last dim, and their backward. Stable: each row's max is
-// subtracted before exponentiating; exponentials and the denominator are double (SLEEF's vector
-// exp, vmath.h), rounded to the tensor's dtype once at the end.
+// subtracted before exponentiating. float32 rows exponentiate in float32 (vmath.h's exp_f32,
+// relative error a few 1e-7) and sum in double; float64 and bfloat16 rows exponentiate and sum in
+// double (SLEEF's vector exp), rounded to the tensor's dtype once at the end.
 #include <cmath>
 #include <vector>
 
@@ -17,11 +18,47 @@ double* scratch_row(int64_t n) {
   if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
   return buf.data();
 }
+float* scratch_row_f32(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
+
+// One float32 row: the max in a loop the compiler vectorises (a NaN anywhere makes the row NaN
+// either way: exp(NaN - max) reaches the sum), exp in float32 into y, the sum in double.
+void softmax_row_f32(const float* x, float* y, int64_t n, bool log) {
+  float mx = x[0];
+  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  if (log) {  // y may be x (in place): the exponentials go to a scratch row
+    float* e = scratch_row_f32(n);
+    for (int64_t j = 0; j < n; ++j) e[j] = x[j] - mx;
+    exp_f32(e, e, n);
+    double denom = 0.0;
+    for (int64_t j = 0; j < n; ++j) denom += e[j];
+    const double shift = static_cast<double>(mx) + std::log(denom);
+    for (int64_t j = 0; j < n; ++j) y[j] = static_cast<float>(static_cast<double>(x[j]) - shift);
+    return;
+  }
+  for (int64_t j = 0; j < n; ++j) y[j] = x[j] - mx;
+  exp_f32(y, y, n);
+  double denom = 0.0;
+  for (int64_t j = 0; j < n; ++j) denom += y[j];
+  const auto inv = static_cast<float>(1.0 / denom);
+  for (int64_t j = 0; j < n; ++j) y[j] *= inv;
+}
 
 }  // namespace
 
 // y = exp(x - max) / sum exp(x - max);  log y = x - max - log sum exp(x - max)
 void CpuBackend::softmax(const Tensor& x, int64_t cols, bool log, Tensor& out) {
+  if (x.dtype() == DType::kFloat32) {
+    const float* xp = x.data<float>();
+    float* yp = out.data<float>();
+    const int64_t rows = x.numel() / cols;
+    SDLORA_OMP_FOR(x.numel())
+    for (int64_t r = 0; r < rows; ++r) softmax_row_f32(xp + r * cols, yp + r * cols, cols, log);
+    return;
+  }
   dispatch_float(x.dtype(), "softmax", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();

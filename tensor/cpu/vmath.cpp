@@ -47,6 +47,13 @@ void exp_f64(const double* x, double* y, int64_t n) {
                  });
 }
 
+void exp_f32(const float* x, float* y, int64_t n) {
+  vector_loop<4>(x, static_cast<const float*>(nullptr), y, n,
+                 [](const float* xi, const float*, float* yi) {
+                   _mm_storeu_ps(yi, Sleef_expf4_u10sse2(_mm_loadu_ps(xi)));
+                 });
+}
+
 }  // namespace sse2
 
 bool avx2_usable() {
@@ -69,6 +76,7 @@ void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) {
   SDLORA_VMATH_CALL(gelu_backward_f32, x, dy, dx, n);
 }
 void exp_f64(const double* x, double* y, int64_t n) { SDLORA_VMATH_CALL(exp_f64, x, y, n); }
+void exp_f32(const float* x, float* y, int64_t n) { SDLORA_VMATH_CALL(exp_f32, x, y, n); }
 const char* vmath_isa() { return avx2_usable() ? "avx2" : "sse2"; }
 
 #else  // not x86-64: the plain loops
@@ -78,6 +86,9 @@ void gelu_f32(const float* x, float* y, int64_t n) {
 }
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_grad_scalar(x[i]);
+}
+void exp_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 void exp_f64(const double* x, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);

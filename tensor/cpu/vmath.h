@@ -33,8 +33,12 @@ T gelu_grad_scalar(T x) {
 void gelu_f32(const float* x, float* y, int64_t n);
 // dx = dy gelu'(x)
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n);
-// y = exp(x) in float64 (the softmax and cross-entropy row sums stay in double).
+// y = exp(x) in float64 (the cross-entropy row sums stay in double).
 void exp_f64(const double* x, double* y, int64_t n);
+// y = exp(x) in float32 (float32 softmax): relative error a few 1e-7 (AVX2: the exp of the GELU
+// loops; SSE2: SLEEF's 1-ulp exp); NaN stays NaN, -inf gives 0, and AVX2 gives 0 below -87
+// (where float's normal range ends) rather than a subnormal.
+void exp_f32(const float* x, float* y, int64_t n);
 // Which loops run: "avx2", "sse2" or "scalar" (no SLEEF vector functions on this processor).
 const char* vmath_isa();
 

@@ -7,6 +7,8 @@
 #include <immintrin.h>
 #include <sleef.h>
 
+#include <limits>
+
 #include "tensor/cpu/vmath.h"
 #include "tensor/cpu/vmath_loops.h"
 
@@ -105,6 +107,21 @@ void exp_f64(const double* x, double* y, int64_t n) {
   vector_loop<4>(x, static_cast<const double*>(nullptr), y, n,
                  [](const double* xi, const double*, double* yi) {
                    _mm256_storeu_pd(yi, Sleef_expd4_u10avx2(_mm256_loadu_pd(xi)));
+                 });
+}
+
+// exp_f32x8 over its whole domain: NaN kept (the clamp would turn it into exp(-87)), infinity
+// past float's largest exp (88.72).
+void exp_f32(const float* x, float* y, int64_t n) {
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  const __m256 top = _mm256_set1_ps(88.72f);
+  vector_loop<8>(x, static_cast<const float*>(nullptr), y, n,
+                 [&](const float* xi, const float*, float* yi) {
+                   const __m256 v = _mm256_loadu_ps(xi);
+                   const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+                   const __m256 over = _mm256_cmp_ps(v, top, _CMP_GT_OQ);
+                   const __m256 e = _mm256_blendv_ps(exp_f32x8(v), inf, over);
+                   _mm256_storeu_ps(yi, _mm256_blendv_ps(e, v, nan));
                  });
 }
 

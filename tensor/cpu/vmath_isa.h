@@ -13,12 +13,14 @@ namespace sse2 {
 void gelu_f32(const float* x, float* y, int64_t n);
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n);
 void exp_f64(const double* x, double* y, int64_t n);
+void exp_f32(const float* x, float* y, int64_t n);
 }  // namespace sse2
 // AVX2 + FMA: vmath_avx2.cpp, built with -mavx2 -mfma; call only where avx2_usable() says so.
 namespace avx2 {
 void gelu_f32(const float* x, float* y, int64_t n);
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n);
 void exp_f64(const double* x, double* y, int64_t n);
+void exp_f32(const float* x, float* y, int64_t n);
 }  // namespace avx2
 bool avx2_usable();
 #endif

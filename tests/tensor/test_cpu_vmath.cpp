@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/cpu/vmath.h"
@@ -142,6 +143,52 @@ TEST(CpuVmath, ExpMatchesStdExp) {
       l.exp(x.data(), out.data(), n);
       for (int64_t i = 0; i < 8; ++i)
         EXPECT_EQ(out[static_cast<size_t>(i)], i < n ? y[static_cast<size_t>(i)] : 42.0);
+    }
+  }
+}
+
+// float32 exp against double: relative error within 3e-7 over float's normal range (a sweep with
+// a tail), 0 or a subnormal below it, the special values, and nothing written past n.
+TEST(CpuVmath, FloatExpMatchesDouble) {
+  using F = std::numeric_limits<float>;
+  std::vector<float> x;
+  for (int i = 0; i <= 20001; ++i) x.push_back(static_cast<float>(-87.0 + 175.0 * i / 20001.0));
+  const std::vector<float> special = {0.0f,  -0.0f,  -F::infinity(), F::infinity(), F::quiet_NaN(),
+                                      89.0f, -95.0f, -200.0f,        1e-30f};
+  std::vector<std::pair<std::string, void (*)(const float*, float*, int64_t)>> l = {
+      {"dispatched", cpu::exp_f32}};
+#if defined(SDLORA_VMATH_X86)
+  l.push_back({"sse2", cpu::sse2::exp_f32});
+  if (cpu::avx2_usable()) l.push_back({"avx2", cpu::avx2::exp_f32});
+#endif
+  for (const auto& [isa, exp_f32] : l) {
+    SCOPED_TRACE(isa);
+    std::vector<float> y(x.size());
+    exp_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = std::exp(static_cast<double>(x[i]));
+      if (want < 1.2e-38 || want > 3.4e38) continue;  // outside float's normal range
+      worst = std::max(worst, std::fabs(y[i] - want) / want);
+    }
+    EXPECT_LT(worst, 3e-7);
+    std::vector<float> s(special.size());
+    exp_f32(special.data(), s.data(), static_cast<int64_t>(special.size()));
+    EXPECT_EQ(s[0], 1.0f);
+    EXPECT_EQ(s[1], 1.0f);
+    EXPECT_EQ(s[2], 0.0f);
+    EXPECT_EQ(s[3], F::infinity());
+    EXPECT_TRUE(std::isnan(s[4]));
+    EXPECT_EQ(s[5], F::infinity());
+    EXPECT_LT(s[6], 1.2e-38f);  // 0 (AVX2) or the subnormal exp(-95)
+    EXPECT_GE(s[6], 0.0f);
+    EXPECT_EQ(s[7], 0.0f);
+    EXPECT_EQ(s[8], 1.0f);
+    for (int64_t n : {0, 1, 3, 7}) {
+      std::vector<float> out(8, 42.0f);
+      exp_f32(x.data(), out.data(), n);
+      for (int64_t i = 0; i < 8; ++i)
+        EXPECT_EQ(out[static_cast<size_t>(i)], i < n ? y[static_cast<size_t>(i)] : 42.0f);
     }
   }
 }

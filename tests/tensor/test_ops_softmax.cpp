@@ -60,9 +60,22 @@ TEST(OpsSoftmax, HandValuesAndStabilityWithLargeLogits) {
     EXPECT_TRUE(all_close(log_softmax(x), {-l, 1 - l, 1 - l, -l, -std::log(2.0), -std::log(2.0)},
                           tol, 0, "log_softmax"));
   }
-  // -inf entries get probability 0 (log-probability -inf)
-  const Tensor y = softmax(make({-INFINITY, 0.0, 0.0}, {1, 3}, DType::kFloat64));
-  EXPECT_TRUE(all_close(y, {0.0, 0.5, 0.5}, 0, 0, "softmax with -inf"));
+  // -inf entries get probability 0 (log-probability -inf); a NaN makes its row NaN and leaves
+  // the other rows alone (float32 exponentiates in float32, float64 in double)
+  for (DType dt : {DType::kFloat64, DType::kFloat32}) {
+    const Tensor y = softmax(make({-INFINITY, 0.0, 0.0}, {1, 3}, dt));
+    EXPECT_TRUE(all_close(y, {0.0, 0.5, 0.5}, 0, 0, "softmax with -inf"));
+    const std::vector<double> ly =
+        host_values(log_softmax(make({-INFINITY, 0.0, 0.0}, {1, 3}, dt)));
+    EXPECT_EQ(ly[0], -INFINITY);
+    EXPECT_NEAR(ly[1], -std::log(2.0), 1e-7);
+    for (bool log : {false, true}) {
+      const Tensor x = make({1.0, NAN, 2.0, 1.0, 2.0, 3.0}, {2, 3}, dt);
+      const std::vector<double> v = host_values(log ? log_softmax(x) : softmax(x));
+      for (int j = 0; j < 3; ++j) EXPECT_TRUE(std::isnan(v[static_cast<size_t>(j)])) << j;
+      for (int j = 3; j < 6; ++j) EXPECT_FALSE(std::isnan(v[static_cast<size_t>(j)])) << j;
+    }
+  }
 }
 
 TEST(OpsSoftmax, BackwardMatchesFiniteDifferences) {
