@@ -27,22 +27,14 @@ float* scratch_row_f32(int64_t n) {
 // One float32 row: the max in a loop the compiler vectorises (a NaN anywhere makes the row NaN
 // either way: exp(NaN - max) reaches the sum), exp in float32 into y, the sum in double.
 void softmax_row_f32(const float* x, float* y, int64_t n, bool log) {
-  float mx = x[0];
-  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  const float mx = max_f32(x, n);
   if (log) {  // y may be x (in place): the exponentials go to a scratch row
-    float* e = scratch_row_f32(n);
-    for (int64_t j = 0; j < n; ++j) e[j] = x[j] - mx;
-    exp_f32(e, e, n);
-    double denom = 0.0;
-    for (int64_t j = 0; j < n; ++j) denom += e[j];
+    const double denom = exp_shift_sum_f32(x, mx, scratch_row_f32(n), n);
     const double shift = static_cast<double>(mx) + std::log(denom);
     for (int64_t j = 0; j < n; ++j) y[j] = static_cast<float>(static_cast<double>(x[j]) - shift);
     return;
   }
-  for (int64_t j = 0; j < n; ++j) y[j] = x[j] - mx;
-  exp_f32(y, y, n);
-  double denom = 0.0;
-  for (int64_t j = 0; j < n; ++j) denom += y[j];
+  const double denom = exp_shift_sum_f32(x, mx, y, n);
   const auto inv = static_cast<float>(1.0 / denom);
   for (int64_t j = 0; j < n; ++j) y[j] *= inv;
 }

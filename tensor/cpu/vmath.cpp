@@ -54,6 +54,20 @@ void exp_f32(const float* x, float* y, int64_t n) {
                  });
 }
 
+float max_f32(const float* x, int64_t n) {
+  float mx = x[0];
+  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
+
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = x[j] - shift;
+  exp_f32(y, y, n);
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) sum += y[j];
+  return sum;
+}
+
 }  // namespace sse2
 
 bool avx2_usable() {
@@ -77,6 +91,10 @@ void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) {
 }
 void exp_f64(const double* x, double* y, int64_t n) { SDLORA_VMATH_CALL(exp_f64, x, y, n); }
 void exp_f32(const float* x, float* y, int64_t n) { SDLORA_VMATH_CALL(exp_f32, x, y, n); }
+float max_f32(const float* x, int64_t n) { return SDLORA_VMATH_CALL(max_f32, x, n); }
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
+  return SDLORA_VMATH_CALL(exp_shift_sum_f32, x, shift, y, n);
+}
 const char* vmath_isa() { return avx2_usable() ? "avx2" : "sse2"; }
 
 #else  // not x86-64: the plain loops
@@ -89,6 +107,16 @@ void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) {
 }
 void exp_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+float max_f32(const float* x, int64_t n) {
+  float mx = x[0];
+  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) sum += (y[j] = std::exp(x[j] - shift));
+  return sum;
 }
 void exp_f64(const double* x, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);

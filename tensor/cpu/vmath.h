@@ -39,6 +39,11 @@ void exp_f64(const double* x, double* y, int64_t n);
 // loops; SSE2: SLEEF's 1-ulp exp); NaN stays NaN, -inf gives 0, and AVX2 gives 0 below -87
 // (where float's normal range ends) rather than a subnormal.
 void exp_f32(const float* x, float* y, int64_t n);
+// The pieces of a float32 softmax row (n >= 1): the row's max (NaN entries may be skipped: a NaN
+// reaches the sum through exp either way), and y = exp(x - shift) with its sum in double (y may
+// be x).
+float max_f32(const float* x, int64_t n);
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n);
 // Which loops run: "avx2", "sse2" or "scalar" (no SLEEF vector functions on this processor).
 const char* vmath_isa();
 

@@ -125,5 +125,45 @@ void exp_f32(const float* x, float* y, int64_t n) {
                  });
 }
 
+float max_f32(const float* x, int64_t n) {
+  float mx = x[0];
+  int64_t j = 0;
+  if (n >= 8) {
+    __m256 m = _mm256_loadu_ps(x);
+    for (j = 8; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + j));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m);
+    for (float v : lanes) mx = v > mx ? v : mx;
+  }
+  for (; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
+
+// Whole vectors, then the tail through a copy padded with -inf (exp 0: the sum is unchanged).
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  const auto step = [&](const float* xi, float* yi) {
+    const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(xi), s);
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    const __m256 e = _mm256_blendv_ps(exp_f32x8(v), v, nan);  // v <= 0 unless NaN
+    _mm256_storeu_ps(yi, e);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  };
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) step(x + j, y + j);
+  if (j < n) {
+    float a[8], b[8];
+    for (float& v : a) v = -std::numeric_limits<float>::infinity();
+    std::memcpy(a, x + j, static_cast<size_t>(n - j) * sizeof(float));
+    step(a, b);
+    std::memcpy(y + j, b, static_cast<size_t>(n - j) * sizeof(float));
+  }
+  alignas(32) double parts[4];
+  _mm256_store_pd(parts, _mm256_add_pd(lo, hi));
+  return (parts[0] + parts[1]) + (parts[2] + parts[3]);
+}
+
 }  // namespace sdlora::cpu::avx2
 #endif

@@ -14,6 +14,8 @@ void gelu_f32(const float* x, float* y, int64_t n);
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n);
 void exp_f64(const double* x, double* y, int64_t n);
 void exp_f32(const float* x, float* y, int64_t n);
+float max_f32(const float* x, int64_t n);
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n);
 }  // namespace sse2
 // AVX2 + FMA: vmath_avx2.cpp, built with -mavx2 -mfma; call only where avx2_usable() says so.
 namespace avx2 {
@@ -21,6 +23,8 @@ void gelu_f32(const float* x, float* y, int64_t n);
 void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n);
 void exp_f64(const double* x, double* y, int64_t n);
 void exp_f32(const float* x, float* y, int64_t n);
+float max_f32(const float* x, int64_t n);
+double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n);
 }  // namespace avx2
 bool avx2_usable();
 #endif

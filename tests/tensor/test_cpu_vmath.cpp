@@ -193,6 +193,44 @@ TEST(CpuVmath, FloatExpMatchesDouble) {
   }
 }
 
+// The softmax row pieces: the max, and exp(x - shift) with its double sum, for lengths around
+// the vector width (tails), in place too; a NaN entry reaches the sum.
+TEST(CpuVmath, SoftmaxRowPiecesMatchDouble) {
+  struct Pieces {
+    std::string isa;
+    float (*max)(const float*, int64_t);
+    double (*exp_sum)(const float*, float, float*, int64_t);
+  };
+  std::vector<Pieces> l = {{"dispatched", cpu::max_f32, cpu::exp_shift_sum_f32}};
+#if defined(SDLORA_VMATH_X86)
+  l.push_back({"sse2", cpu::sse2::max_f32, cpu::sse2::exp_shift_sum_f32});
+  if (cpu::avx2_usable()) l.push_back({"avx2", cpu::avx2::max_f32, cpu::avx2::exp_shift_sum_f32});
+#endif
+  for (const Pieces& p : l)
+    for (int64_t n : {1, 3, 8, 9, 17, 197, 1000}) {
+      SCOPED_TRACE(p.isa + " n=" + std::to_string(n));
+      std::vector<float> x(static_cast<size_t>(n));
+      for (size_t i = 0; i < x.size(); ++i)
+        x[i] = static_cast<float>(12.0 * std::sin(1.7 * i + 0.3));
+      const float want_max = *std::max_element(x.begin(), x.end());
+      ASSERT_EQ(p.max(x.data(), n), want_max);
+      std::vector<float> y(x.size());
+      const double sum = p.exp_sum(x.data(), want_max, y.data(), n);
+      double want_sum = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double want = std::exp(static_cast<double>(x[i] - want_max));
+        want_sum += want;
+        ASSERT_TRUE(close(y[i], want, 3e-7, 1e-37, x[i]));
+      }
+      EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum);
+      std::vector<float> inplace = x;
+      EXPECT_EQ(p.exp_sum(inplace.data(), want_max, inplace.data(), n), sum);
+      EXPECT_EQ(inplace, y);
+      x[x.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+      EXPECT_TRUE(std::isnan(p.exp_sum(x.data(), want_max, y.data(), n)));
+    }
+}
+
 TEST(CpuVmath, NamesTheInstructionSet) {
   const std::string isa = cpu::vmath_isa();
 #if defined(SDLORA_VMATH_X86)
