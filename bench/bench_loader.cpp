@@ -5,6 +5,9 @@
 //
 //   bench_loader [--images N] [--threads 1,2,4] [--batch B] [--epochs E] [--width W] [--height H]
 //                [--pipeline vit224] [--cache-mb MB] [--device cpu|cuda] [--quality Q]
+//                [--keep DIR]
+// --keep DIR writes the images into DIR and leaves them there, for bench/torch_loader_reference.py
+// to read the same files.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -43,6 +46,7 @@ struct Args {
   int64_t cache_mb = 4096;
   std::string device = "cpu";
   int quality = 90;
+  std::string keep;  // a folder to write the images into and keep ("": a temporary one)
 };
 
 Args parse(int argc, char** argv) {
@@ -60,6 +64,7 @@ Args parse(int argc, char** argv) {
   app.add_option("--cache-mb", a.cache_mb, "decoded-image cache")->capture_default_str();
   app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
   app.add_option("--quality", a.quality, "JPEG quality")->capture_default_str();
+  app.add_option("--keep", a.keep, "write the images into this folder and keep them");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -114,16 +119,19 @@ int main(int argc, char** argv) {
     const Device device = Device::parse(a.device);
 
     // Synthetic dataset: 10 class folders.
-    const fs::path root =
-        fs::temp_directory_path() / ("sdlora-bench-loader-" + std::to_string(::getpid()));
+    const fs::path root = a.keep.empty() ? fs::temp_directory_path() /
+                                               ("sdlora-bench-loader-" + std::to_string(::getpid()))
+                                         : fs::path(a.keep);
+    if (!a.keep.empty() && fs::exists(root) && !fs::is_empty(root))
+      throw std::runtime_error("--keep " + a.keep + ": the folder exists and is not empty");
     fs::create_directories(root);
     struct Cleanup {
       fs::path p;
       ~Cleanup() {
         std::error_code ec;
-        fs::remove_all(p, ec);
+        if (!p.empty()) fs::remove_all(p, ec);
       }
-    } cleanup{root};
+    } cleanup{a.keep.empty() ? root : fs::path()};
     int64_t jpeg_bytes = 0;
     for (int i = 0; i < a.images; ++i) {
       const fs::path dir = root / ("class" + std::to_string(i % 10));
