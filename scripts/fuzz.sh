@@ -69,7 +69,7 @@ for f in $fuzzers; do
     log=$(log_of "$f" "$k")
     if ! wait "$pid"; then
       tail -n 40 "$log"
-      failed="$failed $f"
+      case " $failed " in *" $f "*) ;; *) failed="$failed $f" ;; esac
     else
       grep -E "stat::number_of_executed_units|Done" "$log" | tail -n 2
     fi
