@@ -12,24 +12,20 @@
 namespace sdlora::cpu {
 namespace {
 
-// A scratch row of n doubles, one per thread, reused across calls.
-double* scratch_row(int64_t n) {
-  thread_local std::vector<double> buf;
-  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
-  return buf.data();
-}
-float* scratch_row_f32(int64_t n) {
-  thread_local std::vector<float> buf;
+// A scratch row of n values, one per thread and type, reused across calls.
+template <typename T = double>
+T* scratch_row(int64_t n) {
+  thread_local std::vector<T> buf;
   if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
   return buf.data();
 }
 
-// One float32 row: the max in a loop the compiler vectorises (a NaN anywhere makes the row NaN
-// either way: exp(NaN - max) reaches the sum), exp in float32 into y, the sum in double.
+// One float32 row through vmath.h's row pieces: the max (a NaN anywhere makes the row NaN either
+// way: exp(NaN - max) reaches the sum), exp in float32, the sum in double.
 void softmax_row_f32(const float* x, float* y, int64_t n, bool log) {
   const float mx = max_f32(x, n);
   if (log) {  // y may be x (in place): the exponentials go to a scratch row
-    const double denom = exp_shift_sum_f32(x, mx, scratch_row_f32(n), n);
+    const double denom = exp_shift_sum_f32(x, mx, scratch_row<float>(n), n);
     const double shift = static_cast<double>(mx) + std::log(denom);
     for (int64_t j = 0; j < n; ++j) y[j] = static_cast<float>(static_cast<double>(x[j]) - shift);
     return;

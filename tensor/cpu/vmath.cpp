@@ -54,11 +54,7 @@ void exp_f32(const float* x, float* y, int64_t n) {
                  });
 }
 
-float max_f32(const float* x, int64_t n) {
-  float mx = x[0];
-  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
-  return mx;
-}
+float max_f32(const float* x, int64_t n) { return max_f32_scalar(x, n); }
 
 double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] = x[j] - shift;
@@ -108,11 +104,7 @@ void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) {
 void exp_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
-float max_f32(const float* x, int64_t n) {
-  float mx = x[0];
-  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
-  return mx;
-}
+float max_f32(const float* x, int64_t n) { return max_f32_scalar(x, n); }
 double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
   double sum = 0.0;
   for (int64_t j = 0; j < n; ++j) sum += (y[j] = std::exp(x[j] - shift));

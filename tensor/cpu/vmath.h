@@ -43,6 +43,11 @@ void exp_f32(const float* x, float* y, int64_t n);
 // reaches the sum through exp either way), and y = exp(x - shift) with its sum in double (y may
 // be x).
 float max_f32(const float* x, int64_t n);
+inline float max_f32_scalar(const float* x, int64_t n) {  // the plain loop behind max_f32
+  float mx = x[0];
+  for (int64_t j = 1; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
 double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n);
 // Which loops run: "avx2", "sse2" or "scalar" (no SLEEF vector functions on this processor).
 const char* vmath_isa();

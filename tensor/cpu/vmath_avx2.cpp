@@ -110,33 +110,34 @@ void exp_f64(const double* x, double* y, int64_t n) {
                  });
 }
 
+namespace {
 // exp_f32x8 over its whole domain: NaN kept (the clamp would turn it into exp(-87)), infinity
 // past float's largest exp (88.72).
+__m256 exp_f32x8_whole(__m256 v) {
+  const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+  const __m256 over = _mm256_cmp_ps(v, _mm256_set1_ps(88.72f), _CMP_GT_OQ);
+  const __m256 e =
+      _mm256_blendv_ps(exp_f32x8(v), _mm256_set1_ps(std::numeric_limits<float>::infinity()), over);
+  return _mm256_blendv_ps(e, v, nan);
+}
+}  // namespace
+
 void exp_f32(const float* x, float* y, int64_t n) {
-  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
-  const __m256 top = _mm256_set1_ps(88.72f);
   vector_loop<8>(x, static_cast<const float*>(nullptr), y, n,
-                 [&](const float* xi, const float*, float* yi) {
-                   const __m256 v = _mm256_loadu_ps(xi);
-                   const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-                   const __m256 over = _mm256_cmp_ps(v, top, _CMP_GT_OQ);
-                   const __m256 e = _mm256_blendv_ps(exp_f32x8(v), inf, over);
-                   _mm256_storeu_ps(yi, _mm256_blendv_ps(e, v, nan));
+                 [](const float* xi, const float*, float* yi) {
+                   _mm256_storeu_ps(yi, exp_f32x8_whole(_mm256_loadu_ps(xi)));
                  });
 }
 
 float max_f32(const float* x, int64_t n) {
-  float mx = x[0];
-  int64_t j = 0;
-  if (n >= 8) {
-    __m256 m = _mm256_loadu_ps(x);
-    for (j = 8; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + j));
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, m);
-    for (float v : lanes) mx = v > mx ? v : mx;
-  }
-  for (; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
-  return mx;
+  if (n < 8) return max_f32_scalar(x, n);
+  __m256 m = _mm256_loadu_ps(x);
+  int64_t j = 8;
+  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + j));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  const float mv = max_f32_scalar(lanes, 8), mt = j < n ? max_f32_scalar(x + j, n - j) : mv;
+  return mt > mv ? mt : mv;
 }
 
 // Whole vectors, then the tail through a copy padded with -inf (exp 0: the sum is unchanged).
@@ -144,9 +145,7 @@ double exp_shift_sum_f32(const float* x, float shift, float* y, int64_t n) {
   const __m256 s = _mm256_set1_ps(shift);
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
   const auto step = [&](const float* xi, float* yi) {
-    const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(xi), s);
-    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    const __m256 e = _mm256_blendv_ps(exp_f32x8(v), v, nan);  // v <= 0 unless NaN
+    const __m256 e = exp_f32x8_whole(_mm256_sub_ps(_mm256_loadu_ps(xi), s));
     _mm256_storeu_ps(yi, e);
     lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
     hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
