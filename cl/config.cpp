@@ -492,7 +492,16 @@ void apply_override(Config& config, const std::string& assignment) {
                ": the key belongs to the released code's configs (those with model_name)");
   json value;
   if (k->is_string) {
+    // Config values are written back as JSON (run folders, checkpoints), which holds UTF-8 text
+    // only; a NUL would cut a path short at the operating system.
+    SDLORA_CHECK(text.find('\0') == std::string::npos, "--set ", name,
+                 ": the value holds a NUL byte");
     value = text;
+    try {
+      (void)value.dump();
+    } catch (const json::type_error&) {
+      SDLORA_THROW("--set ", name, ": the value is not valid UTF-8 text");
+    }
   } else {
     std::string t = text;
     const bool is_list = name.find("milestones") != std::string::npos || name == "rank_schedule" ||

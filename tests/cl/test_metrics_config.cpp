@@ -171,6 +171,26 @@ TEST(Config, OverridesAreTypedByKey) {
   EXPECT_TRUE(throws_naming([&] { c.validate(); }, "'rank'"));
 }
 
+// A text value goes back out as JSON (run folders, checkpoints): bytes JSON cannot hold are
+// refused when set, naming the key, and the config keeps its value.
+TEST(Config, TextOverridesMustBeUtf8WithoutNul) {
+  Config c;
+  apply_override(c, "prefix=r\xc3\xa9sum\xc3\xa9");  // valid two-byte UTF-8
+  EXPECT_EQ(c.prefix, "r\xc3\xa9sum\xc3\xa9");
+  EXPECT_NO_THROW((void)c.to_json());
+  EXPECT_TRUE(throws_naming(
+      [&] {
+        apply_override(c,
+                       "prefix=a\x80"
+                       "b");
+      },
+      "prefix"));
+  EXPECT_TRUE(throws_naming([&] { apply_override(c, "prefix=\xc3"); }, "UTF-8"));
+  EXPECT_TRUE(throws_naming([&] { apply_override(c, std::string("prefix=a\0b", 10)); }, "NUL"));
+  EXPECT_EQ(c.prefix, "r\xc3\xa9sum\xc3\xa9");
+  EXPECT_NO_THROW((void)c.to_json());
+}
+
 TEST(Config, ShippedConfigsLoad) {
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(SDLORA_CONFIGS_DIR)) {
