@@ -2,9 +2,11 @@
 // loading that validates the whole file before changing anything.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "nn/safetensors.h"
 #include "nn/sdlora.h"
@@ -72,23 +74,44 @@ void SDLoRA::load_state_dict(const std::map<std::string, Tensor>& tensors,
   const bool cur = cur_text == "true";
 
   // The number of terms comes from sdlora.alpha; without it, from the largest index present.
+  // Either is bounded by the tensors the file holds (a component has a down and an up tensor per
+  // projection) before anything is enumerated per component.
+  const int64_t present = static_cast<int64_t>(tensors.size());
   int64_t T = 0;
+  bool beyond = false;
   auto alpha_it = tensors.find("sdlora.alpha");
   if (alpha_it == tensors.end()) {
     missing.push_back("sdlora.alpha");
     for (const auto& [name, t] : tensors) {
       if (!is_adapter_key(name) || name.rfind("sdlora.", 0) == 0) continue;
-      const size_t at = name.find(".attn.qkv.lora_");
-      const std::string rest = name.substr(at + 17);  // after "lora_q."
-      if (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0])))
-        T = std::max<int64_t>(T, std::stoll(rest) + 1);
+      // "blocks.<i>.attn.qkv.lora_<q|v>.<k>.<down|up>": the index starts 17 characters after
+      // ".attn.qkv.lora_"; a name without one is reported as unexpected below.
+      const size_t digits = name.find(".attn.qkv.lora_") + 17;
+      if (digits >= name.size() || !std::isdigit(static_cast<unsigned char>(name[digits])))
+        continue;
+      int64_t k = 0;
+      const char* end = name.data() + name.size();
+      const auto parsed = std::from_chars(name.data() + digits, end, k);
+      if (parsed.ec != std::errc() || k >= present) {
+        problems.push_back("tensor " + name + ": component index beyond the " +
+                           std::to_string(present) + " tensors of the checkpoint");
+        beyond = true;
+        continue;
+      }
+      T = std::max<int64_t>(T, k + 1);
     }
   } else if (alpha_it->second.ndim() != 1) {
     misshaped.push_back("sdlora.alpha (" + shape_str(alpha_it->second.shape()) + ", want [K])");
+  } else if (alpha_it->second.size(0) > present) {
+    problems.push_back("sdlora.alpha holds " + std::to_string(alpha_it->second.size(0)) +
+                       " magnitudes, more than the " + std::to_string(present) +
+                       " tensors of the checkpoint");
+    beyond = true;
   } else {
     T = alpha_it->second.size(0);
   }
-  if (cur && T == 0) problems.push_back("sdlora_current is true but there are no components");
+  if (cur && T == 0 && !beyond)
+    problems.push_back("sdlora_current is true but there are no components");
 
   std::set<std::string> expected{"sdlora.alpha"};
   auto check = [&](const std::string& name, const Shape& want, int64_t free_dim) -> int64_t {

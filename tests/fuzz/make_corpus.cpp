@@ -135,7 +135,8 @@ int main(int argc, char** argv) {
     if (e.path().extension() == ".json")
       put(out / "config", e.path().filename().string(), text_of(e.path()));
   put(out / "config", "overrides",
-      "set epochs=1\nset milestones=2,3\nset rank_schedule=[[0,4],[2,2]]\n" +
+      "set epochs=1\nset milestones=2,3\nset rank_schedule=[[0,4],[2,2]]\nset prefix=run-a\n"
+      "set data_path=data/fm\n" +
           text_of(src / "configs/demo-fashion-mnist.json"));
 
   // state.json of a run with no finished task, against the harness's config.

@@ -465,6 +465,47 @@ TEST(SDLoRA, LoadingAWrongCheckpointNamesEveryProblem) {
             std::string::npos);
 }
 
+// The number of components a checkpoint claims is bounded by the tensors it holds before any
+// per-component check runs: names without an index, indices past int64, an index or an alpha
+// count beyond the file are named errors, never an exception from the string library or a loop
+// over a hostile count (found by fuzz_checkpoint).
+TEST(SDLoRA, HostileComponentCountsAreNamedErrors) {
+  KDModel m = two_components(SDLoRAMode::kPaper);
+  m.ad->end_task();
+  const auto meta = m.ad->metadata();
+  auto without_alpha = m.ad->state_dict();
+  without_alpha.erase("sdlora.alpha");
+  ViT vit(tiny_config(4));
+  SDLoRA ad(vit, SDLoRAMode::kPaper);
+  struct Case {
+    std::string name, expect;
+  };
+  const std::vector<Case> cases = {
+      {"blocks.0.attn.qkv.lora_", "unexpected (1): blocks.0.attn.qkv.lora_"},
+      {"blocks.0.attn.qkv.lora_q", "unexpected (1): blocks.0.attn.qkv.lora_q"},
+      {"blocks.0.attn.qkv.lora_q.99999999999999999999.down",
+       "blocks.0.attn.qkv.lora_q.99999999999999999999.down: component index beyond the"},
+      {"blocks.0.attn.qkv.lora_q.1000000000.down", "component index beyond the 29 tensors"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto state = without_alpha;
+    state[c.name] = Tensor::zeros({1});
+    const std::string err = error_of([&] { ad.load_state_dict(state, meta); });
+    EXPECT_NE(err.find("missing (1): sdlora.alpha"), std::string::npos) << err;
+    EXPECT_NE(err.find(c.expect), std::string::npos) << err;
+  }
+  auto state = m.ad->state_dict();
+  const int64_t n = static_cast<int64_t>(state.size());
+  state["sdlora.alpha"] = Tensor::zeros({n + 1});
+  const std::string err = error_of([&] { ad.load_state_dict(state, meta); });
+  EXPECT_NE(err.find("sdlora.alpha holds " + std::to_string(n + 1) + " magnitudes, more than the " +
+                     std::to_string(n) + " tensors"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(ad.num_components(), 0) << "a failed load must change nothing";
+}
+
 // ---- the RR schedule and modes
 
 TEST(SDLoRA, RankScheduleAndModes) {
