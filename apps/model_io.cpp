@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <sstream>
+#include <system_error>
 
 namespace sdlora::apps {
 
@@ -21,14 +23,20 @@ const Tensor& require(const std::map<std::string, Tensor>& tensors, const std::s
   return it->second;
 }
 
-// The block index of "blocks.{i}.<rest>", or -1 for other names.
-int64_t block_index(const std::string& name) {
+// The block index of "blocks.{i}.<rest>", or -1 for other names; an index beyond any ViT's
+// depth (nn/vit.h allows 4096 blocks) is an error naming the tensor, never a depth to build.
+int64_t block_index(const std::string& name, const std::string& source) {
   const std::string prefix = "blocks.";
   if (name.rfind(prefix, 0) != 0) return -1;
   size_t end = prefix.size();
   while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
   if (end == prefix.size() || end >= name.size() || name[end] != '.') return -1;
-  return std::stoll(name.substr(prefix.size(), end - prefix.size()));
+  int64_t i = 0;
+  const auto parsed = std::from_chars(name.data() + prefix.size(), name.data() + end, i);
+  SDLORA_CHECK(parsed.ec == std::errc() && i < 4096, source, ": tensor '", name,
+               "' has block index ", name.substr(prefix.size(), end - prefix.size()),
+               ", beyond any ViT (at most 4096 blocks)");
+  return i;
 }
 
 }  // namespace
@@ -73,7 +81,7 @@ ViTConfig infer_vit_config(const std::map<std::string, Tensor>& tensors, int64_t
 
   int64_t depth = 0;
   for (const auto& [name, t] : tensors)
-    if (!SDLoRA::is_adapter_key(name)) depth = std::max(depth, block_index(name) + 1);
+    if (!SDLoRA::is_adapter_key(name)) depth = std::max(depth, block_index(name, source) + 1);
   SDLORA_CHECK(depth > 0, source, ": no blocks.{i}.* tensors, so no transformer blocks");
   c.depth = depth;
 

@@ -6,7 +6,9 @@
 #include <omp.h>
 #endif
 #include <algorithm>
+#include <charconv>
 #include <iostream>
+#include <system_error>
 #include <thread>
 
 #include "tensor/error.h"
@@ -95,7 +97,10 @@ Device Device::parse(const std::string& text) {
     const std::string num = text.substr(5);
     SDLORA_CHECK(!num.empty() && num.find_first_not_of("0123456789") == std::string::npos,
                  "bad device '", text, "': expected cpu, cuda or cuda:N");
-    return cuda(std::stoi(num));
+    int index = 0;  // digits only; a number past int is no GPU either
+    const auto parsed = std::from_chars(num.data(), num.data() + num.size(), index);
+    SDLORA_CHECK(parsed.ec == std::errc(), "bad device '", text, "': GPU index out of range");
+    return cuda(index);
   }
   SDLORA_THROW("bad device '", text, "': expected cpu, cuda or cuda:N");
 }

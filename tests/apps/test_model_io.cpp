@@ -88,6 +88,17 @@ TEST(InferViTConfig, ErrorsNameTheTensorOrTheFlag) {
   const std::string e4 = error_of([&] { apps::infer_vit_config(no_class, 2, "w.st"); });
   EXPECT_NE(e4.find("no cls_token"), std::string::npos) << e4;
 
+  // A block index beyond any ViT names the tensor: never a depth to build, nor an exception from
+  // the string library (past int64).
+  for (const char* name :
+       {"blocks.4096.norm1.weight", "blocks.99999999999999999999.norm1.weight"}) {
+    auto deep = sd;
+    deep[name] = Tensor::zeros({16});
+    const std::string e = error_of([&] { apps::infer_vit_config(deep, 2, "w.st"); });
+    EXPECT_NE(e.find(std::string("w.st: tensor '") + name + "' has block index"), std::string::npos)
+        << e;
+  }
+
   auto bad_width = sd;
   bad_width["pos_embed"] = Tensor::zeros({1, 5, 8});
   EXPECT_NE(error_of([&] { apps::infer_vit_config(bad_width, 2, "w.st"); }).find("pos_embed"),

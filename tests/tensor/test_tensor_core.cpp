@@ -111,6 +111,9 @@ TEST(Devices, ParseAndDefault) {
   EXPECT_EQ(Device::cpu().str(), "cpu");
   EXPECT_THROW(Device::parse("tpu"), Error);
   EXPECT_THROW(Device::parse("cuda:x"), Error);
+  // An index past int is a named error (with or without a GPU), not std::out_of_range.
+  EXPECT_THROW(Device::parse("cuda:99999999999999999999"), Error);
+  EXPECT_THROW(Device::parse("cuda:2147483648"), Error);
   if (cuda_available()) {
     EXPECT_EQ(default_device(), Device::cuda());
     EXPECT_EQ(Device::parse("cuda:0"), Device::cuda(0));
