@@ -24,7 +24,7 @@ const Tensor& require(const std::map<std::string, Tensor>& tensors, const std::s
 }
 
 // The block index of "blocks.{i}.<rest>", or -1 for other names; an index beyond any ViT's
-// depth (nn/vit.h allows 4096 blocks) is an error naming the tensor, never a depth to build.
+// depth (ViTConfig::kMaxDepth) is an error naming the tensor, never a depth to build.
 int64_t block_index(const std::string& name, const std::string& source) {
   const std::string prefix = "blocks.";
   if (name.rfind(prefix, 0) != 0) return -1;
@@ -33,9 +33,9 @@ int64_t block_index(const std::string& name, const std::string& source) {
   if (end == prefix.size() || end >= name.size() || name[end] != '.') return -1;
   int64_t i = 0;
   const auto parsed = std::from_chars(name.data() + prefix.size(), name.data() + end, i);
-  SDLORA_CHECK(parsed.ec == std::errc() && i < 4096, source, ": tensor '", name,
+  SDLORA_CHECK(parsed.ec == std::errc() && i < ViTConfig::kMaxDepth, source, ": tensor '", name,
                "' has block index ", name.substr(prefix.size(), end - prefix.size()),
-               ", beyond any ViT (at most 4096 blocks)");
+               ", beyond any ViT (at most ", ViTConfig::kMaxDepth, " blocks)");
   return i;
 }
 

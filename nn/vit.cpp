@@ -25,11 +25,12 @@ void ViTConfig::validate() const {
                " is not a multiple of the number of heads ", num_heads);
   // Bounds far beyond any ViT, so that the sizes derived from these (patches, hidden units,
   // parameter counts) stay well inside int64 and a float-to-int conversion is always defined.
-  SDLORA_CHECK(image_size <= 65536 && embed_dim <= 65536 && depth <= 4096 && in_channels <= 4096,
-               "ViTConfig: image ", image_size, ", width ", embed_dim, ", depth ", depth,
-               ", channels ", in_channels,
-               " beyond the supported sizes (image and width at most 65536, depth and channels "
-               "at most 4096)");
+  SDLORA_CHECK(
+      image_size <= 65536 && embed_dim <= 65536 && depth <= kMaxDepth && in_channels <= 4096,
+      "ViTConfig: image ", image_size, ", width ", embed_dim, ", depth ", depth, ", channels ",
+      in_channels,
+      " beyond the supported sizes (image and width at most 65536, depth and channels "
+      "at most 4096)");
   SDLORA_CHECK(
       std::isfinite(mlp_ratio) && static_cast<double>(embed_dim) * mlp_ratio < 2147483648.0,
       "ViTConfig: MLP ratio ", mlp_ratio, " with width ", embed_dim,

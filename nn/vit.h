@@ -27,6 +27,10 @@ struct ViTConfig {
   int64_t num_classes = 1000;  // 0: no head, forward gives features only
   double ln_eps = 1e-6;
 
+  // Bounds far beyond any ViT (validate refuses more): the sizes derived from them stay inside
+  // int64, and a depth read from a checkpoint's tensor names is bounded before it is built.
+  static constexpr int64_t kMaxDepth = 4096;
+
   int64_t grid() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid() * grid(); }
   int64_t mlp_hidden() const {
